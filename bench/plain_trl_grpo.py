@@ -1,0 +1,27 @@
+"""The baseline of bench/stage_overhead.py: a plain TRL GRPO script, the way TRL's own `grpo.py` runs one.
+
+Same model, rows, reward function and GRPO settings as the stage it is compared with; none of the stage's
+machinery (config checks, per-problem stats, checkpoint markers, atomic export, stage record).
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser  # noqa: E402
+
+from curricula.data import load_stage_data  # noqa: E402
+from rewards.registry import build_reward_funcs  # noqa: E402
+from train.config import StageArguments  # noqa: E402
+from train.models import resolve_model  # noqa: E402
+
+if __name__ == "__main__":
+    stage, args, model = TrlParser((StageArguments, GRPOConfig, ModelConfig)).parse_args_and_config()
+    dataset = load_stage_data(stage.data, seed=args.seed, prompt_template=stage.prompt_template)
+    args.model_init_kwargs = {"dtype": "float32"}
+    trainer = GRPOTrainer(model=resolve_model(model.model_name_or_path), reward_funcs=build_reward_funcs(stage.reward_funcs),
+                          args=args, train_dataset=dataset)  # fmt: skip
+    trainer.train()
+    trainer.save_model(args.output_dir)
+    trainer.end()
