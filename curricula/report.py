@@ -12,6 +12,16 @@ def _fmt(x, spec=".3f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")  # a kill mid-write leaves the old plot, not half a PNG
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
 def summary_table(manifest: dict) -> str:
     """Markdown table: stage, status, steps, reward start -> end, time, and eval accuracy when recorded."""
     benchmarks = sorted({b for s in manifest["stages"] for b in (s.get("eval") or {})})
@@ -69,20 +79,41 @@ def plot_rewards(run_dir: Path, manifest: dict, path: Path) -> None:
     ax.set_ylabel("mean training reward")
     ax.set_title(f"{manifest.get('name', 'curriculum')}: training reward per stage")
     ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    _save_figure(fig, path)
+
+
+def plot_eval(manifest: dict, path: Path) -> bool:
+    """pass@1 per benchmark after each stage (and before the first, when recorded). False if nothing to plot."""
+    points = [("start", manifest["initial_eval"])] if manifest.get("initial_eval") else []
+    points += [(s["name"], s["eval"]) for s in manifest["stages"] if s.get("eval")]
+    if not points:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for bench in sorted({b for _, e in points for b in e}):
+        xs = [i for i, (_, e) in enumerate(points) if bench in e]
+        ax.plot(xs, [points[i][1][bench] for i in xs], marker="o", label=bench)
+    ax.set_xticks(range(len(points)), [name for name, _ in points])
+    ax.set_ylabel("pass@1")
+    ax.set_title(f"{manifest.get('name', 'curriculum')}: accuracy after each stage")
+    ax.legend()
+    _save_figure(fig, path)
+    return True
 
 
 def write_report(run_dir: str | Path, manifest: dict) -> str:
-    """Write `summary.md` and `reward.png` into the run directory; return the table for the terminal."""
+    """Write `summary.md`, `reward.png` and (when evaluated) `eval.png`; return the table for the terminal."""
     run_dir = Path(run_dir)
     table = summary_table(manifest)
-    atomic_write_text(
-        run_dir / "summary.md",
-        f"# {manifest.get('name', 'curriculum')}\n\n{table}\n\n![reward](reward.png)\n",
-    )
     plot_rewards(run_dir, manifest, run_dir / "reward.png")
+    figures = "![reward](reward.png)\n"
+    if plot_eval(manifest, run_dir / "eval.png"):
+        figures += "\n![accuracy per stage](eval.png)\n"
+    atomic_write_text(
+        run_dir / "summary.md", f"# {manifest.get('name', 'curriculum')}\n\n{table}\n\n{figures}"
+    )
     return table

@@ -173,6 +173,21 @@ def stage_metrics(stage_dir: Path) -> dict:
     return {k: record.get(k) for k in keys}
 
 
+def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path) -> dict[str, float]:
+    """Run `train.evaluate` on `model` as the curriculum's `eval:` asks; returns pass@1 per benchmark."""
+    cmd = [sys.executable, "-m", "train.evaluate", "--model", model, "--output", str(out_dir),
+           "--benchmarks", ",".join(eval_spec["benchmarks"])]  # fmt: skip
+    for key in ("samples", "limit", "max_new_tokens", "temperature"):
+        if key in eval_spec:
+            cmd += [f"--{key.replace('_', '-')}", str(eval_spec[key])]
+    if run_logged(cmd, log_path) != 0:
+        raise RuntimeError(
+            f"evaluation of {model} failed; see {log_path}. Run the same command again to retry it."
+        )
+    summary = json.loads((out_dir / "summary.json").read_text())
+    return {name: m["pass@1"] for name, m in summary["benchmarks"].items()}
+
+
 def run_curriculum(spec: CurriculumSpec, run_dir: Path, *, accelerate_config: str | None = None,
                    num_processes: int = 1, from_stage: int | None = None, dry_run: bool = False) -> Manifest | None:  # fmt: skip
     """Run (or resume) every stage of `spec` in `run_dir`. Returns the manifest (None for a dry run)."""
@@ -189,10 +204,20 @@ def run_curriculum(spec: CurriculumSpec, run_dir: Path, *, accelerate_config: st
     manifest = Manifest(run_dir, spec)
     if from_stage is not None:
         restart_from(manifest, run_dir, from_stage)
+    if spec.eval and spec.eval.get("initial") and "initial_eval" not in manifest.data:
+        manifest.data["initial_eval"] = evaluate_model(
+            spec.eval, spec.model, run_dir / "eval-initial", run_dir / "eval.log"
+        )
+        manifest.save()
     for i, (stage, entry) in enumerate(zip(spec.stages, manifest.stages, strict=True), 1):
         stage_dir = run_dir / entry["dir"]
         if entry["status"] == "done" and (stage_dir / "final").is_dir():
             logger.info("stage %d (%s): done, skipped", i, stage.name)
+            if spec.eval and "eval" not in entry:  # killed during its evaluation
+                entry["eval"] = evaluate_model(
+                    spec.eval, entry["checkpoint"], stage_dir / "eval", stage_dir / "eval.log"
+                )
+                manifest.save()
             continue
         resuming = entry["status"] == "running"
         entry.update(status="running", started=entry.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -210,6 +235,11 @@ def run_curriculum(spec: CurriculumSpec, run_dir: Path, *, accelerate_config: st
         entry.update(status="done", checkpoint=str(stage_dir / "final"), metrics=stage_metrics(stage_dir),
                      finished=time.strftime("%Y-%m-%dT%H:%M:%S"))  # fmt: skip
         manifest.save()
+        if spec.eval:
+            entry["eval"] = evaluate_model(
+                spec.eval, entry["checkpoint"], stage_dir / "eval", stage_dir / "eval.log"
+            )
+            manifest.save()
     return manifest
 
 
