@@ -43,6 +43,13 @@ class StageArguments:
         metadata={"help": "User message; `{problem}` is replaced by the problem text."},
     )
     system_prompt: str | None = field(default=None, metadata={"help": "Optional system message."})
+    decontaminate: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Benchmarks (names such as math500, aime24, or jsonl paths) whose problems must not be "
+            "trained on: rows sharing a word 13-gram with them are removed, and the count logged."
+        },
+    )
     drop_solved_stats: list[str] = field(
         default_factory=list,
         metadata={

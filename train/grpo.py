@@ -106,11 +106,16 @@ def main(argv: list[str] | None = None) -> dict | None:
         prompt_template=stage_args.prompt_template,
         system_prompt=stage_args.system_prompt,
     )
-    dropped = None
+    dropped = {}  # rows removed before training, by reason (recorded in stage.json)
+    if stage_args.decontaminate:
+        from curricula.decontaminate import filter_contaminated
+
+        dataset, dropped["contaminated"] = filter_contaminated(dataset, stage_args.decontaminate)
     if stage_args.drop_solved_stats:
-        dataset, dropped = drop_zero_advantage(
+        dataset, zero_advantage = drop_zero_advantage(
             dataset, stage_args.drop_solved_stats, stage_args.drop_solved_min_attempts
         )
+        dropped.update(zero_advantage)
     if stage_args.max_train_samples is not None:
         dataset = dataset.select(range(min(stage_args.max_train_samples, len(dataset))))
     if len(dataset) == 0:

@@ -99,3 +99,16 @@ def test_drop_zero_advantage(tmp_path):
     kept, dropped = drop_zero_advantage(ds, [str(stats)], min_attempts=4)
     assert dropped == {"always_solved": 1, "never_solved": 1}
     assert kept["id"] == [ids[2], ids[3]]
+
+
+def test_stage_decontamination_removes_benchmark_problems(tmp_path):
+    from curricula.decontaminate import filter_contaminated
+    from train.benchmarks import load_benchmark
+
+    leaked = load_benchmark("math500")[:3]
+    path = tmp_path / "rows.jsonl"
+    rows = [{"id": f"leak{i}", "problem": r["problem"], "answer": r["answer"]} for i, r in enumerate(leaked)]
+    rows += [{"id": f"ok{i}", "problem": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(5)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept, removed = filter_contaminated(load_stage_data([str(path)]), ["math500"])
+    assert removed == 3 and kept["id"] == [f"ok{i}" for i in range(5)]

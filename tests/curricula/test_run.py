@@ -81,3 +81,28 @@ def test_from_stage_restarts_and_keeps_old_directories(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "stage 3/3 (level3): starting" in proc.stderr
     assert len(list(run.glob("stage-3-level3.replaced-*"))) == 1
+
+
+def test_curriculum_with_eval_records_results_per_stage(tmp_path):
+    spec = yaml.safe_load((ROOT / "configs/curricula/smoke.yaml").read_text())
+    spec["stages"] = spec["stages"][:2]
+    spec["eval"] = {
+        "benchmarks": ["amc23", "aime24"],
+        "limit": 2,
+        "samples": 2,
+        "max_new_tokens": 8,
+        "initial": True,
+    }
+    path = tmp_path / "eval.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    proc = launch(path, "--output_dir", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((tmp_path / "run" / "curriculum.json").read_text())
+    assert set(manifest["initial_eval"]) == {"amc23", "aime24"}
+    for i, stage in enumerate(manifest["stages"], 1):
+        assert set(stage["eval"]) == {"amc23", "aime24"} and all(0 <= v <= 1 for v in stage["eval"].values())
+        summary = json.loads(
+            (tmp_path / "run" / f"stage-{i}-{stage['name']}" / "eval" / "summary.json").read_text()
+        )
+        assert summary["benchmarks"]["amc23"]["problems"] == 2
+    assert "amc23 pass@1" in proc.stdout and (tmp_path / "run" / "eval.png").is_file()

@@ -35,6 +35,7 @@ def run(*overrides):
         (["--reward_settings", "{not json"], ValueError, "reward_settings"),
         (["--resume_from_checkpoint", "/nonexistent/checkpoint-9"], FileNotFoundError, "checkpoint-9"),
         (["--drop_solved_stats", "/nonexistent/problems.jsonl"], FileNotFoundError, "problems.jsonl"),
+        (["--decontaminate", "math5000"], ValueError, "math5000"),
     ],
 )
 def test_config_error_before_model_load(overrides, error, message):
