@@ -99,7 +99,7 @@ def _is_local_file(source: str) -> bool:
     return source.endswith((".jsonl", ".json", ".parquet"))
 
 
-def _pick_column(
+def pick_column(
     columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str
 ) -> str:
     if wanted is not None:
@@ -174,8 +174,8 @@ def load_component(
         A `datasets.Dataset`.
     """
     ds = _load_raw(component)
-    q = _pick_column(ds.column_names, question_column, QUESTION_COLUMNS, "question", component.source)
-    a = _pick_column(ds.column_names, answer_column, ANSWER_COLUMNS, "answer", component.source)
+    q = pick_column(ds.column_names, question_column, QUESTION_COLUMNS, "question", component.source)
+    a = pick_column(ds.column_names, answer_column, ANSWER_COLUMNS, "answer", component.source)
     has_id, has_level = "id" in ds.column_names, "level" in ds.column_names
     tag = re.sub(r"[^A-Za-z0-9]+", "-", Path(component.source).name).strip("-")
 

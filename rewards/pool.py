@@ -39,7 +39,9 @@ DEFAULT_TIMEOUT = float(os.environ.get("STAGERL_REWARD_TIMEOUT", "5"))
 
 
 def default_num_workers() -> int:
-    """Worker count: env ``STAGERL_REWARD_WORKERS``, else the CPUs this process may use (at most 8).
+    """Worker count: env ``STAGERL_REWARD_WORKERS``, else this process's share of the CPUs (at most 8).
+
+    Under a multi-process launch every rank has its own pool, so the CPUs are split by ``LOCAL_WORLD_SIZE``.
 
     Returns:
         The number of workers to start.
@@ -51,7 +53,7 @@ def default_num_workers() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
+    return max(1, min(8, cpus // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def _worker_main(conn) -> None:
