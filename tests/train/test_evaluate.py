@@ -1,0 +1,248 @@
+"""Evaluation: pass@k arithmetic, scoring with a stub generator end to end, the CLI, the shipped benchmarks,
+and real generation with the tiny model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from train.benchmarks import BENCHMARKS, load_benchmark
+from train.evaluate import evaluate, ks_for, main, pass_at_k, score
+
+# ---------------------------------------------------------------- pass@k and avg@K
+
+
+def _pass_at_k_by_comb(n, c, k):
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (4, 1, 1, 0.25),
+        (4, 2, 2, 5 / 6),  # 1 - C(2,2)/C(4,2) = 1 - 1/6
+        (4, 1, 2, 0.5),  # 1 - C(3,2)/C(4,2) = 1 - 3/6
+        (4, 0, 4, 0.0),
+        (4, 1, 4, 1.0),
+        (8, 3, 4, 1 - 5 / 70),  # 1 - C(5,4)/C(8,4)
+    ],
+)
+def test_pass_at_k_hand_values(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_matches_binomial_formula_and_is_avg_for_k1():
+    for n in range(1, 11):
+        for c in range(n + 1):
+            assert pass_at_k(n, c, 1) == pytest.approx(c / n)
+            for k in range(1, n + 1):
+                assert pass_at_k(n, c, k) == pytest.approx(_pass_at_k_by_comb(n, c, k))
+
+
+def test_pass_at_k_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="k <= n"):
+        pass_at_k(2, 1, 3)
+
+
+def test_ks_are_powers_of_two_up_to_samples():
+    assert ks_for(1) == [1]
+    assert ks_for(5) == [1, 2, 4]
+    assert ks_for(16) == [1, 2, 4, 8, 16]
+
+
+def test_score_by_hand():
+    grades = [[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 1.0, 0.0], [0.0] * 4, [None] * 4]
+    m = score(grades, 4)
+    assert (m["problems"], m["graded"], m["ungradable"]) == (4, 3, 1)
+    assert m["avg@4"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert m["pass@1"] == m["avg@4"]
+    assert m["pass@2"] == pytest.approx((1 + 5 / 6 + 0) / 3)
+    assert m["pass@4"] == pytest.approx(2 / 3)
+
+
+# ---------------------------------------------------------------- end to end with a stub generator
+
+BENCH_ROWS = [
+    {"id": "p0", "problem": "What is 2 + 2?", "answer": "4"},
+    {"id": "p1", "problem": "What is 3 squared?", "answer": "9"},
+    {"id": "p2", "problem": "What is half of one?", "answer": "\\frac{1}{2}"},
+]
+# Per problem, which of the 4 samples is right: all, every other, none.
+PATTERN = {"p0": [1, 1, 1, 1], "p1": [1, 0, 1, 0], "p2": [0, 0, 0, 0]}
+
+
+@pytest.fixture
+def bench_file(tmp_path):
+    path = tmp_path / "toy.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in BENCH_ROWS))
+    return path
+
+
+def make_stub(rows, pattern, calls):
+    """A generator that returns a fixed right or wrong solution per (problem, sample)."""
+    by_problem = {r["problem"]: r for r in rows}
+
+    def stub(model, prompts, *, samples, max_new_tokens, temperature, top_p=1.0, seed=0, batch_size=16):
+        calls.append({"model": model, "prompts": prompts, "samples": samples, "temperature": temperature})
+        outs = []
+        for prompt in prompts:
+            user = prompt[-1]["content"]
+            row = next(r for p, r in by_problem.items() if user.startswith(p))
+            right = pattern[row["id"]]
+            outs.append(
+                [
+                    f"Step by step. The answer is \\boxed{{{row['answer']}}}."
+                    if right[i]
+                    else "I get \\boxed{1234}."
+                    for i in range(samples)
+                ]
+            )
+        return outs
+
+    return stub
+
+
+def test_evaluate_end_to_end_with_stub(bench_file, tmp_path):
+    calls = []
+    out = tmp_path / "eval"
+    summary = evaluate(
+        "some/model",
+        [str(bench_file)],
+        samples=4,
+        temperature=0.7,
+        output_dir=str(out),
+        generate_fn=make_stub(BENCH_ROWS, PATTERN, calls),
+    )
+    # One generation call for everything, with the training prompt format.
+    assert len(calls) == 1 and calls[0]["samples"] == 4 and calls[0]["temperature"] == 0.7
+    assert calls[0]["prompts"][0] == [
+        {
+            "role": "user",
+            "content": "What is 2 + 2?\nPlease reason step by step, and put your final answer within \\boxed{}.",
+        }
+    ]
+    m = summary["benchmarks"]["toy"]
+    assert m["avg@4"] == pytest.approx(0.5)
+    assert m["pass@1"] == pytest.approx(0.5)
+    assert m["pass@2"] == pytest.approx((1 + 5 / 6 + 0) / 3)
+    assert m["pass@4"] == pytest.approx(2 / 3)
+    assert summary["settings"]["samples"] == 4
+
+    # Files: summary.json (same content) and one line per sample.
+    assert json.loads((out / "summary.json").read_text())["benchmarks"]["toy"] == m
+    lines = [json.loads(line) for line in (out / "toy.jsonl").read_text().splitlines()]
+    assert len(lines) == 12
+    assert [x["correct"] for x in lines if x["id"] == "p1"] == [1.0, 0.0, 1.0, 0.0]
+    first = lines[0]
+    assert (first["id"], first["sample"], first["gold"], first["extracted"]) == ("p0", 0, "4", "4")
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_evaluate_limit_and_several_benchmarks(bench_file):
+    calls = []
+    rows = BENCH_ROWS + load_benchmark("aime24", limit=2)
+    pattern = {**PATTERN, **{r["id"]: [1] for r in rows[3:]}}
+    summary = evaluate(
+        "m", [str(bench_file), "aime24"], samples=1, limit=2, generate_fn=make_stub(rows, pattern, calls)
+    )
+    assert len(calls[0]["prompts"]) == 4  # 2 per benchmark
+    assert summary["benchmarks"]["toy"]["avg@1"] == pytest.approx(1.0)  # p0 right, p1 sample 0 right
+    assert summary["benchmarks"]["aime24"] == {
+        "problems": 2,
+        "graded": 2,
+        "ungradable": 0,
+        "avg@1": 1.0,
+        "pass@1": 1.0,
+    }
+
+
+def test_evaluate_rejects_wrong_generator_output(bench_file):
+    def bad(model, prompts, **kw):
+        return [["x"]] * len(prompts)
+
+    with pytest.raises(ValueError, match="want 2 each"):
+        evaluate("m", [str(bench_file)], samples=2, generate_fn=bad)
+
+
+def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr("train.generation.generate", make_stub(BENCH_ROWS, PATTERN, calls))
+    out = tmp_path / "cli"
+    summary = main(
+        [
+            "--model",
+            "m",
+            "--benchmarks",
+            str(bench_file),
+            "--samples",
+            "2",
+            "--temperature",
+            "0.6",
+            "--output",
+            str(out),
+        ]
+    )
+    assert summary["benchmarks"]["toy"]["avg@2"] == pytest.approx(0.5)  # p0: 2/2, p1: 1/2, p2: 0/2
+    assert (out / "summary.json").is_file() and (out / "toy.jsonl").is_file()
+    assert "toy" in capsys.readouterr().out
+
+
+def test_unknown_benchmark_lists_valid_names():
+    with pytest.raises(ValueError, match="aime24"):
+        load_benchmark("gsm9k")
+
+
+def test_shipped_benchmarks_load():
+    sizes = {name: len(load_benchmark(name)) for name in BENCHMARKS}
+    assert sizes == {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40}
+    for name in BENCHMARKS:
+        rows = load_benchmark(name)
+        assert all(r["problem"].strip() and r["answer"].strip() for r in rows)
+        assert len({r["id"] for r in rows}) == len(rows)
+
+
+# ---------------------------------------------------------------- real generation with the tiny model
+
+
+def test_generate_with_tiny_model():
+    from train.generation import generate
+
+    prompts = ["What is 1 + 2?", [{"role": "user", "content": "What is 3 + 4? Think."}]]
+    kw = dict(samples=3, max_new_tokens=6, temperature=1.0, seed=1, batch_size=4)
+    outs = generate("stagerl:tiny-random", prompts, **kw)
+    assert [len(o) for o in outs] == [3, 3]
+    assert all(isinstance(t, str) for o in outs for t in o)
+    assert generate("stagerl:tiny-random", prompts, **kw) == outs  # same seed, same batch size: same samples
+    assert len({t for o in outs for t in o}) > 1  # sampling, not greedy
+
+    greedy = generate("stagerl:tiny-random", prompts[:1], samples=2, max_new_tokens=6, temperature=0)
+    assert len(greedy[0]) == 2 and greedy[0][0] == greedy[0][1]
+
+
+def test_generate_rejects_bad_arguments():
+    from train.generation import generate
+
+    with pytest.raises(ValueError, match="samples"):
+        generate("stagerl:tiny-random", ["x"], samples=0, max_new_tokens=4, temperature=1.0)
+    with pytest.raises(ValueError, match="top_p"):
+        generate("stagerl:tiny-random", ["x"], samples=1, max_new_tokens=4, temperature=1.0, top_p=0)
+    with pytest.raises(ValueError, match="prompt"):
+        generate("stagerl:tiny-random", [42], samples=1, max_new_tokens=4, temperature=1.0)
+    assert generate("stagerl:tiny-random", [], samples=1, max_new_tokens=4, temperature=1.0) == []
+
+
+def test_evaluate_with_tiny_model_end_to_end(bench_file, tmp_path):
+    summary = evaluate(
+        "stagerl:tiny-random",
+        [str(bench_file)],
+        samples=2,
+        max_new_tokens=8,
+        temperature=1.0,
+        batch_size=6,
+        output_dir=str(tmp_path / "tiny"),
+    )
+    m = summary["benchmarks"]["toy"]
+    assert m["problems"] == 3 and 0.0 <= m["avg@2"] <= m["pass@2"] <= 1.0
+    assert len((tmp_path / "tiny" / "toy.jsonl").read_text().splitlines()) == 6
