@@ -59,19 +59,43 @@ def launcher(accelerate_config: str | None, num_processes: int) -> list[str]:
     return cmd
 
 
+def train_command(
+    prefix: list[str],
+    stage: StageSpec,
+    model: str,
+    stage_dir: Path,
+    drop_solved_stats: list[str] | None = None,
+) -> list[str]:
+    """The command that trains one stage: its YAML and overrides, the model it starts from, resume.
+
+    Args:
+        prefix: the launcher (see `launcher`).
+        stage: the stage to train.
+        model: the starting model (the first stage's policy, or the previous stage's `final/`).
+        stage_dir: the stage's output directory.
+        drop_solved_stats: earlier stages' `problems.jsonl` files, when the curriculum drops solved problems.
+
+    Returns:
+        The argument list, ready for `run_logged`.
+    """
+    cmd = [*prefix, str(ROOT / "train/grpo.py"), "--config", stage.config, *stage.cli_args()]
+    cmd += ["--model_name_or_path", model, "--output_dir", str(stage_dir)]
+    cmd += ["--resume_from_checkpoint", "latest"]
+    if drop_solved_stats:
+        cmd += ["--drop_solved_stats", *drop_solved_stats]
+    return cmd
+
+
 def stage_command(
     spec: CurriculumSpec, index: int, run_dir: Path, prefix: list[str], manifest: dict
 ) -> list[str]:
     """The full command of stage `index` (1-based): its YAML, overrides, the previous export, resume."""
     stage = spec.stages[index - 1]
     model = spec.model if index == 1 else manifest["stages"][index - 2]["checkpoint"]
-    cmd = [*prefix, str(ROOT / "train/grpo.py"), "--config", stage.config, *stage.cli_args()]
-    cmd += ["--model_name_or_path", model, "--output_dir", str(run_dir / stage_dir_name(index, stage))]
-    cmd += ["--resume_from_checkpoint", "latest"]
+    stats = None
     if spec.drop_solved and index > 1:
         stats = [str(run_dir / s["dir"] / "problems.jsonl") for s in manifest["stages"][: index - 1]]
-        cmd += ["--drop_solved_stats", *stats]
-    return cmd
+    return train_command(prefix, stage, model, run_dir / stage_dir_name(index, stage), stats)
 
 
 def _die_with_parent() -> None:
