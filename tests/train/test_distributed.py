@@ -1,0 +1,260 @@
+"""Stages on 2 CPU processes (gloo) under DeepSpeed ZeRO-2 and ZeRO-3, through the shipped accelerate configs.
+
+Each ZeRO stage runs the smoke stage (tiny random model, a length reward so that weights move) three times:
+uninterrupted for 4 steps; killed with SIGKILL once checkpoint-2 is complete (a test reward stalls step 3, see
+`tests/helpers/stall.py`); resumed with `--resume_from_checkpoint latest`. The resumed export must equal the
+uninterrupted one tensor for tensor, every launch must exit 0 without an abort at exit, and the ZeRO-3 export
+must load with `from_pretrained` in one process with full weights.
+
+Slow tier: `pytest -m slow tests/train/test_distributed.py` (about 2-3 minutes on 2 cores; the first DeepSpeed
+run JIT-compiles a communication op into ~/.cache/torch_extensions, ~40 s once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.helpers.stall import STALL_AT_ENV, STALL_DIR_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+STAGE = [
+    "--config",
+    "configs/stages/smoke.yaml",
+    "--model_name_or_path",
+    "stagerl:tiny-random",
+    "--reward_funcs",
+    "tests.helpers.stall.stalling_length_reward",
+    "--max_steps",
+    "4",
+    "--save_steps",
+    "2",
+]
+LAUNCH_TIMEOUT_S = 300
+ABORT_SIGNS = ("terminate called", "Traceback (most recent call last)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_command(accelerate_config: str, output_dir: Path, *extra: str) -> list[str]:
+    """`accelerate launch` of one smoke stage on 2 local processes; the config is used as shipped."""
+    return [
+        str(ACCELERATE),
+        "launch",
+        "--config_file",
+        f"configs/accelerate/{accelerate_config}.yaml",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        "train/grpo.py",
+        *STAGE,
+        "--output_dir",
+        str(output_dir),
+        *extra,
+    ]
+
+
+def run_stage(accelerate_config: str, output_dir: Path, *extra: str) -> str:
+    """Run a stage to the end; assert a clean exit (code 0, no abort) and return its output."""
+    proc = subprocess.run(
+        launch_command(accelerate_config, output_dir, *extra),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT_S,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"exit code {proc.returncode}:\n{log[-5000:]}"
+    for sign in ABORT_SIGNS:
+        assert sign not in log, f"{sign!r} in the output:\n{log[-5000:]}"
+    assert (output_dir / "final" / "model.safetensors").is_file()
+    return log
+
+
+def run_and_kill(accelerate_config: str, output_dir: Path, tmp: Path) -> None:
+    """Start a stage, SIGKILL launcher and workers once checkpoint-2 is complete (step 3 is stalled)."""
+    stall_dir, log_path = tmp / "stalled-pids", tmp / "killed.log"
+    env = {**os.environ, STALL_AT_ENV: "3", STALL_DIR_ENV: str(stall_dir)}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            launch_command(accelerate_config, output_dir),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    marker = output_dir / "checkpoint-2" / "stagerl_complete"
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    try:
+        while not (marker.exists() and len(list(stall_dir.glob("*"))) == 2):
+            assert proc.poll() is None, f"run ended before the kill:\n{log_path.read_text()[-5000:]}"
+            assert time.monotonic() < deadline, f"no stall in time:\n{log_path.read_text()[-5000:]}"
+            time.sleep(0.2)
+        workers = [int(p.name) for p in stall_dir.iterdir()]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for pid in workers:  # torchrun puts each worker in its own session: kill them one by one
+        os.kill(pid, signal.SIGKILL)
+    for pid in workers:
+        while Path(f"/proc/{pid}").exists() and "Z" not in _proc_state(pid):
+            time.sleep(0.05)
+    assert not (output_dir / "checkpoint-4").exists() and not (output_dir / "final").exists()
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return "Z"
+
+
+def load_weights(stage_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(stage_dir / "final" / "model.safetensors")
+
+
+@pytest.fixture(scope="module", params=["zero2", "zero3"])
+def zero_runs(request, tmp_path_factory):
+    """(config name, uninterrupted stage dir, killed-then-resumed stage dir)."""
+    name = request.param
+    tmp = tmp_path_factory.mktemp(name)
+    straight, resumed = tmp / "straight", tmp / "resumed"
+    run_stage(name, straight)
+    run_and_kill(name, resumed, tmp)
+    log = run_stage(name, resumed, "--resume_from_checkpoint", "latest")
+    assert "Resuming from" in log and "checkpoint-2" in log
+    return name, straight, resumed
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_equals_uninterrupted(zero_runs):
+    name, straight, resumed = zero_runs
+    a, b = load_weights(straight), load_weights(resumed)
+    assert a.keys() == b.keys()
+    differing = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differing, f"{name}: resumed weights differ from the uninterrupted run in {differing}"
+
+    from train.models import resolve_model
+
+    initial = load_file(Path(resolve_model("stagerl:tiny-random")) / "model.safetensors")
+    assert any(not torch.equal(initial[k], a[k]) for k in initial.keys() & a.keys()), "weights did not change"
+    # A ZeRO checkpoint keeps the (sharded) optimizer state, one file per rank: that is what resumes exactly.
+    optim = list((resumed / "checkpoint-2").glob("global_step2/*optim_states.pt"))
+    assert len(optim) == 2, optim
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zero_runs", ["zero3"], indirect=True)  # the export that gathers partitioned weights
+def test_zero3_export_loads_in_one_process_with_full_weights(zero_runs):
+    _, straight, _ = zero_runs
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    final = straight / "final"
+    model = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
+    expected = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(final))
+    saved = load_weights(straight)
+    for key, param in model.state_dict().items():
+        assert param.shape == expected.state_dict()[key].shape, key  # not a partitioned (empty) shard
+        assert param.numel() > 0 and torch.isfinite(param).all(), key
+        if key in saved:
+            assert torch.equal(param, saved[key]), key
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in expected.parameters())
+
+
+@pytest.mark.slow
+def test_smoke_curriculum_under_zero3_exports_a_loadable_model(tmp_path):
+    """The smoke curriculum through ./launch.sh on 2 processes under ZeRO-3: stage 2 starts from stage 1's
+    export, and the last export loads in one process with full weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    run_dir = tmp_path / "run"
+    cmd = ["./launch.sh", "configs/curricula/smoke.yaml", "--output_dir", str(run_dir)]
+    cmd += ["--accelerate-config", "configs/accelerate/zero3.yaml", "--num-processes", "2"]
+    env = {**os.environ, "MAIN_PROCESS_PORT": str(free_port())}
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3 * LAUNCH_TIMEOUT_S
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"exit code {proc.returncode}:\n{log[-5000:]}"
+    for sign in ABORT_SIGNS:
+        assert sign not in log, f"{sign!r} in the output:\n{log[-5000:]}"
+
+    stages = json.loads((run_dir / "curriculum.json").read_text())["stages"]
+    assert len(stages) >= 2 and all(s["status"] == "done" for s in stages), stages
+    second = (run_dir / stages[1]["dir"] / "train.log").read_text()
+    assert f"--model_name_or_path {stages[0]['checkpoint']}" in second  # the stage boundary
+    final = Path(stages[-1]["checkpoint"])
+    model = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
+    expected = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(final))
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in expected.state_dict().items()
+    }
+    saved = load_file(final / "model.safetensors")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_slurm_dry_run_prints_one_launcher_per_node():
+    env = {
+        **os.environ,
+        "DRY_RUN": "1",
+        "SLURM_JOB_NODELIST": "gpu-a,gpu-b",
+        "GPUS_PER_NODE": "4",
+        "ACCELERATE_CONFIG": "configs/accelerate/zero3.yaml",
+        "MAIN_PROCESS_PORT": "29555",
+    }
+    env.pop("SLURM_SUBMIT_DIR", None)
+    args = ["configs/curricula/smoke.yaml", "--output_dir", "runs/two nodes"]
+    out = subprocess.run(
+        ["bash", "slurm/train.slurm", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    assert len(lines) == 2
+    for rank, (host, line) in enumerate(zip(["gpu-a", "gpu-b"], lines, strict=True)):
+        prefix, command = line.split("] ", 1)
+        assert prefix == f"[{host}"
+        words = shlex.split(command)
+        settings = dict(w.split("=", 1) for w in words[:4])
+        assert settings == {
+            "NUM_MACHINES": "2",
+            "MACHINE_RANK": str(rank),
+            "MAIN_PROCESS_IP": "gpu-a",
+            "MAIN_PROCESS_PORT": "29555",
+        }
+        assert words[4:] == [
+            "./launch.sh",
+            *args,
+            "--accelerate-config",
+            "configs/accelerate/zero3.yaml",
+            "--num-processes",
+            "4",
+        ]
+
+
+def test_slurm_script_refuses_a_missing_accelerate_config():
+    env = {**os.environ, "DRY_RUN": "1", "SLURM_JOB_NODELIST": "n1", "ACCELERATE_CONFIG": "nope.yaml"}
+    proc = subprocess.run(
+        ["bash", "slurm/train.slurm", "configs/curricula/smoke.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "ACCELERATE_CONFIG=nope.yaml" in proc.stderr
