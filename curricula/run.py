@@ -45,13 +45,13 @@ def launcher(accelerate_config: str | None, num_processes: int) -> list[str]:
     """The command prefix that starts `train/grpo.py`: plain Python, or `accelerate launch` for several processes.
 
     Multi-node runs pass the usual variables through: NUM_MACHINES, MACHINE_RANK, MAIN_PROCESS_IP,
-    MAIN_PROCESS_PORT (see slurm/train.slurm).
+    MAIN_PROCESS_PORT (see slurm/train.slurm). `num_processes` is per machine; accelerate wants the total.
     """
     if accelerate_config is None and num_processes <= 1:
         return [sys.executable]
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     cmd += ["--config_file", accelerate_config or str(ROOT / "configs/accelerate/ddp.yaml")]
-    cmd += ["--num_processes", str(num_processes)]
+    cmd += ["--num_processes", str(num_processes * int(os.environ.get("NUM_MACHINES") or 1))]
     for env, flag in (("NUM_MACHINES", "--num_machines"), ("MACHINE_RANK", "--machine_rank"),
                       ("MAIN_PROCESS_IP", "--main_process_ip"), ("MAIN_PROCESS_PORT", "--main_process_port")):  # fmt: skip
         if os.environ.get(env):
@@ -98,6 +98,15 @@ def stage_command(
     return train_command(prefix, stage, model, run_dir / stage_dir_name(index, stage), stats)
 
 
+def is_primary_node() -> bool:
+    """True on the machine that keeps the run's records (MACHINE_RANK 0, or a single-machine run).
+
+    Every machine of a multi-node run executes the same stage loop (each starts its share of the processes),
+    but only the primary writes `curriculum.json` and the report; the others log to `train.node<RANK>.log`.
+    """
+    return (os.environ.get("MACHINE_RANK") or "0") == "0"
+
+
 def _die_with_parent() -> None:
     # A stage must not outlive a killed runner: two trainers writing one stage directory would corrupt it.
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -105,16 +114,23 @@ def _die_with_parent() -> None:
 
 
 def run_logged(cmd: list[str], log_path: Path) -> int:
-    """Run `cmd`, streaming its output to the terminal and to `log_path` (appended: resumes keep history)."""
+    """Run `cmd`, streaming its output to the terminal and to `log_path` (appended: resumes keep history).
+
+    The log is flushed at every chunk, so a runner killed with SIGKILL still leaves the whole output there.
+    """
+    if not is_primary_node():
+        log_path = log_path.with_name(f"{log_path.stem}.node{os.environ['MACHINE_RANK']}{log_path.suffix}")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n$ {shlex.join(cmd)}\n".encode())
+        log.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
         for chunk in iter(lambda: proc.stdout.read1(65536), b""):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             log.write(chunk)
+            log.flush()
         return proc.wait()
 
 
@@ -167,7 +183,8 @@ class Manifest:
 
     def save(self) -> None:
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        atomic_write_json(self.path, self.data)
+        if is_primary_node():
+            atomic_write_json(self.path, self.data)
 
 
 def restart_from(manifest: Manifest, run_dir: Path, first: int) -> None:
@@ -198,7 +215,12 @@ def stage_metrics(stage_dir: Path) -> dict:
 
 
 def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path) -> dict[str, float]:
-    """Run `train.evaluate` on `model` as the curriculum's `eval:` asks; returns pass@1 per benchmark."""
+    """Run `train.evaluate` on `model` as the curriculum's `eval:` asks; returns pass@1 per benchmark.
+
+    Only the primary node evaluates (one process is enough, and the others would write the same files).
+    """
+    if not is_primary_node():
+        return {}
     cmd = [sys.executable, "-m", "train.evaluate", "--model", model, "--output", str(out_dir),
            "--benchmarks", ",".join(eval_spec["benchmarks"])]  # fmt: skip
     for key in ("samples", "limit", "max_new_tokens", "temperature"):
@@ -310,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                                   num_processes=args.num_processes, from_stage=args.from_stage, dry_run=args.dry_run)  # fmt: skip
     except (ManifestError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {e}") from None
-    if manifest is not None:
+    if manifest is not None and is_primary_node():
         from curricula.report import write_report
 
         print(write_report(run_dir, manifest.data))

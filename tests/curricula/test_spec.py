@@ -108,3 +108,19 @@ def test_diff_lists_nested_changes():
         "a[1].b: 2 -> 3",
         "c: '<absent>' -> 1",
     ]
+
+
+def test_multi_node_counts_processes_and_only_primary_writes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NUM_MACHINES", "2")
+    monkeypatch.setenv("MACHINE_RANK", "1")
+    spec = load_curriculum(write(tmp_path, BASE))
+    run_curriculum(spec, tmp_path / "run", dry_run=True, num_processes=8)
+    assert (
+        "--num_processes 16 --num_machines 2 --machine_rank 1" in capsys.readouterr().out
+    )  # total, per accelerate
+    (tmp_path / "run").mkdir()
+    Manifest(tmp_path / "run", spec)
+    assert not (tmp_path / "run" / "curriculum.json").exists()  # the primary node keeps the record
+    monkeypatch.setenv("MACHINE_RANK", "0")
+    Manifest(tmp_path / "run", spec)
+    assert (tmp_path / "run" / "curriculum.json").exists()
