@@ -6,7 +6,7 @@
 #   ./launch.sh CURRICULUM.yaml --output_dir runs/x   # re-run the same command after a crash: it resumes
 #   ./launch.sh CURRICULUM.yaml --from-stage 2        # restart from the end of stage 1
 #   ./launch.sh CURRICULUM.yaml --dry-run             # print the stage commands only
-#   ./launch.sh --sweep configs/sweeps/smoke.yaml [--output_dir DIR] [--dry-run]
+#   ./launch.sh --sweep configs/sweeps/smoke.yaml [--output_dir DIR] [--dry-run] [--emit commands|slurm]
 #
 # Options (checked by the Python modules it calls, which say what is wrong):
 #   --output_dir DIR            run directory (default runs/<curriculum name>)

@@ -90,11 +90,26 @@ def _find_config(path: str) -> str | None:
 
 
 def _stage_fields() -> set[str]:
-    from trl import GRPOConfig, ModelConfig
+    """Every field a stage YAML may set: ours, plus TRL's GRPOConfig and ModelConfig.
 
+    TRL's field names are cached per (trl, transformers) version: importing TRL to read them costs ~3 s, paid
+    by every `launch.sh` call otherwise.
+    """
+    from importlib.metadata import version
+
+    from curricula.files import atomic_write_json
     from train.config import StageArguments
+    from train.models import cache_root
 
-    return {f.name for dc in (StageArguments, GRPOConfig, ModelConfig) for f in dataclasses.fields(dc)}
+    cache = cache_root() / f"trl-{version('trl')}-transformers-{version('transformers')}-fields.json"
+    try:
+        trl_fields = set(json.loads(cache.read_text()))
+    except (OSError, ValueError):
+        from trl import GRPOConfig, ModelConfig
+
+        trl_fields = {f.name for dc in (GRPOConfig, ModelConfig) for f in dataclasses.fields(dc)}
+        atomic_write_json(cache, sorted(trl_fields))
+    return trl_fields | {f.name for f in dataclasses.fields(StageArguments)}
 
 
 def load_curriculum(path: str | Path) -> CurriculumSpec:

@@ -42,10 +42,14 @@ CHATML_TEMPLATE = (
 )
 
 
+def cache_root() -> Path:
+    """The project's local cache (`$STAGERL_CACHE`, default `~/.cache/stagerl`)."""
+    return Path(os.environ.get("STAGERL_CACHE") or Path.home() / ".cache" / "stagerl")
+
+
 def cache_dir() -> Path:
-    """The local model cache (`$STAGERL_CACHE/models`, default `~/.cache/stagerl/models`)."""
-    root = os.environ.get("STAGERL_CACHE") or Path.home() / ".cache" / "stagerl"
-    return Path(root) / "models"
+    """The local model cache (`$STAGERL_CACHE/models`)."""
+    return cache_root() / "models"
 
 
 @contextmanager
