@@ -289,6 +289,26 @@ def run_curriculum(spec: CurriculumSpec, run_dir: Path, *, accelerate_config: st
     return manifest
 
 
+def add_launch_args(parser: argparse.ArgumentParser) -> None:
+    """How each stage is launched; shared by the curriculum and sweep command lines."""
+    parser.add_argument(
+        "--accelerate-config",
+        "--accelerate_config",
+        help="accelerate config for every stage, e.g. configs/accelerate/zero2.yaml",
+    )
+    parser.add_argument(
+        "--num-processes", "--num_processes", type=int, default=1, help="processes per machine (default 1)"
+    )
+
+
+def check_launch_args(args: argparse.Namespace) -> None:
+    """Fail with a clear message, before anything runs, on launch options that cannot work."""
+    if args.num_processes < 1:
+        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
+    if args.accelerate_config and not Path(args.accelerate_config).is_file():
+        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m curricula.run", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -300,14 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output_dir", "--output-dir", help="run directory (default: runs/<curriculum name>)"
     )
-    parser.add_argument(
-        "--accelerate-config",
-        "--accelerate_config",
-        help="accelerate config, e.g. configs/accelerate/zero2.yaml",
-    )
-    parser.add_argument(
-        "--num-processes", "--num_processes", type=int, default=1, help="processes per machine (default 1)"
-    )
+    add_launch_args(parser)
     parser.add_argument("--from-stage", "--from_stage", type=int, help="restart from the end of stage K-1")
     parser.add_argument(
         "--dry-run", "--dry_run", action="store_true", help="print the stage commands, run nothing"
@@ -318,10 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.num_processes < 1:
-        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
-    if args.accelerate_config and not Path(args.accelerate_config).is_file():
-        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
+    check_launch_args(args)
     try:
         spec = load_curriculum(args.curriculum)
     except (ValueError, FileNotFoundError) as e:

@@ -28,7 +28,16 @@ import time
 from pathlib import Path
 
 from curricula.files import atomic_write_json
-from curricula.run import ManifestError, evaluate_model, launcher, run_logged, stage_metrics, train_command
+from curricula.run import (
+    ManifestError,
+    add_launch_args,
+    check_launch_args,
+    evaluate_model,
+    launcher,
+    run_logged,
+    stage_metrics,
+    train_command,
+)
 from curricula.sweep_spec import Node, SweepSpec, SweepTree, build_tree, format_tree, load_sweep, savings_line
 
 logger = logging.getLogger(__name__)
@@ -199,12 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m curricula.sweep", description=__doc__.split("\n")[0])
     parser.add_argument("sweep", help="sweep YAML, e.g. configs/sweeps/smoke.yaml")
     parser.add_argument("--output_dir", "--output-dir", help="sweep directory (default: runs/sweep-<name>)")
-    parser.add_argument(
-        "--accelerate-config", "--accelerate_config", help="accelerate config for every stage"
-    )
-    parser.add_argument(
-        "--num-processes", "--num_processes", type=int, default=1, help="processes per machine"
-    )
+    add_launch_args(parser)
     parser.add_argument(
         "--dry-run",
         "--dry_run",
@@ -223,10 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status (errors exit with a message)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.num_processes < 1:
-        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
-    if args.accelerate_config and not Path(args.accelerate_config).is_file():
-        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
+    check_launch_args(args)
     try:
         spec = load_sweep(args.sweep)
     except (ValueError, FileNotFoundError) as e:
