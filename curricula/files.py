@@ -48,6 +48,22 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
 
 
 @contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary file name beside `path` for a library that writes by name (parquet, PNG); it
+    replaces `path` only once the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
 def atomic_directory(path: str | os.PathLike):
     """Yield a temporary sibling directory that replaces `path` only once the block succeeds.
 

@@ -26,18 +26,14 @@ level, 0 = discarded, and why), `histogram.png`, `summary.json`.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import os
 import random
 import re
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -50,7 +46,8 @@ from curricula.data import (
     R1_INSTRUCTION,
     pick_column,
 )
-from curricula.files import atomic_write_json, atomic_write_text
+from curricula.files import atomic_write_json
+from curricula.label_outputs import plot_histogram, summarize, write_levels, write_table
 from curricula.levels import ROLES, LevelRules, adaptive_level, assign_level, needed_role, rate, read_records
 
 logger = logging.getLogger(__name__)
@@ -351,98 +348,6 @@ def label_adaptive(
             }
         )
     return out
-
-
-# ---------------------------------------------------------------- outputs
-
-
-@contextmanager
-def _atomic_path(path: Path):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def write_levels(out_dir: Path, rows: list[dict], extra: list[str]) -> None:
-    """Write `math_difficulty_level_{1,2,3}.parquet` (columns question, answer, id, level, then `extra`)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = ["question", "answer", "id", "level", *extra]
-    for level in AM_LEVELS:
-        chosen = [{c: r.get(c) for c in columns} for r in rows if r["level"] == level]
-        fields = [
-            pa.field("question", pa.string()),
-            pa.field("answer", pa.string()),
-            pa.field("id", pa.string()),
-        ]
-        fields += [pa.field("level", pa.int64())] + [pa.field(c, pa.float64()) for c in extra]
-        table = pa.Table.from_pylist(chosen, schema=pa.schema(fields))
-        with _atomic_path(out_dir / AM_LEVEL_FILE.format(level=level)) as tmp:
-            pq.write_table(table, tmp)
-
-
-def write_table(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Write rows as CSV atomically."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
-
-
-def plot_histogram(path: Path, rows: list[dict], samples: int = 10) -> None:
-    """Pass-rate histogram per role (left; one bin per possible k/K) and level counts (right), as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    edges = [(k - 0.5) / samples for k in range(samples + 2)]  # bins centred on 0, 1/K, ..., 1
-    for role in ROLES:
-        values = [r[f"pass_{role}"] for r in rows if r.get(f"pass_{role}") is not None]
-        if values:
-            left.hist(
-                values,
-                bins=edges,
-                histtype="step",
-                linewidth=2,
-                label=f"{role} (n={len(values)})",
-            )
-    left.set(xlabel="pass rate", ylabel="problems", title="pass rates")
-    left.legend()
-    counts = Counter(r["level"] for r in rows)
-    names = ["discarded", "level 1", "level 2", "level 3"]
-    right.bar(
-        names, [counts.get(i, 0) for i in range(4)], color=["grey", "tab:green", "tab:orange", "tab:red"]
-    )
-    right.set(title="levels", ylabel="problems")
-    fig.tight_layout()
-    with _atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def summarize(rows: list[dict]) -> dict:
-    """Counts by level and by reason, and a level x input-level table when the input had levels."""
-    summary = {
-        "problems": len(rows),
-        "levels": {str(k): v for k, v in sorted(Counter(r["level"] for r in rows).items())},
-        "reasons": dict(sorted(Counter(r["reason"] for r in rows).items())),
-    }
-    if rows and all("input_level" in r for r in rows):
-        cross = Counter((r["input_level"], r["level"]) for r in rows)
-        summary["by_input_level"] = {
-            str(il): {str(lv): cross[(il, lv)] for lv in (1, 2, 3, 0)}
-            for il in sorted({r["input_level"] for r in rows})
-        }
-    return summary
 
 
 def main(argv: list[str] | None = None) -> dict:

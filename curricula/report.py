@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curricula.files import atomic_write_text
+from curricula.files import atomic_path, atomic_write_text
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -16,10 +16,9 @@ def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")  # a kill mid-write leaves the old plot, not half a PNG
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the old plot, not half a PNG
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def summary_table(manifest: dict) -> str:
