@@ -153,6 +153,20 @@ def _load_raw(component: DataComponent):
     return load_dataset(source, data_files=AM_LEVEL_FILE.format(level=level), split="train")
 
 
+def chat_prompt(
+    problem: str, prompt_template: str = R1_INSTRUCTION, system_prompt: str | None = None
+) -> list[dict]:
+    """The chat prompt of one problem: training, evaluation and labelling all ask in this one shape.
+
+    >>> chat_prompt("1+1?", "{problem} Box it.")
+    [{'role': 'user', 'content': '1+1? Box it.'}]
+    """
+    prompt = [{"role": "user", "content": prompt_template.replace("{problem}", problem)}]
+    if system_prompt:
+        prompt.insert(0, {"role": "system", "content": system_prompt})
+    return prompt
+
+
 def load_component(
     component: DataComponent,
     *,
@@ -180,12 +194,9 @@ def load_component(
     tag = re.sub(r"[^A-Za-z0-9]+", "-", Path(component.source).name).strip("-")
 
     def to_row(row, index):
-        prompt = [{"role": "user", "content": prompt_template.replace("{problem}", str(row[q]))}]
-        if system_prompt:
-            prompt.insert(0, {"role": "system", "content": system_prompt})
         level = component.level if component.level is not None else (row["level"] if has_level else 0)
         return {
-            "prompt": prompt,
+            "prompt": chat_prompt(str(row[q]), prompt_template, system_prompt),
             "answer": str(row[a]),
             "id": str(row["id"]) if has_id else f"{tag}-L{level}-{index}",
             "level": int(level),

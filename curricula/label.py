@@ -44,6 +44,7 @@ from curricula.data import (
     ANSWER_COLUMNS,
     QUESTION_COLUMNS,
     R1_INSTRUCTION,
+    chat_prompt,
     pick_column,
 )
 from curricula.files import atomic_write_json
@@ -209,10 +210,7 @@ def sample_and_grade(
     step = max(args.batch_size, 1)
     for start in tqdm(range(0, len(problems), step), desc=f"label {model}", unit="batch"):
         batch = problems[start : start + step]
-        prompts = [
-            [{"role": "user", "content": args.prompt_template.replace("{problem}", str(p["question"]))}]
-            for p in batch
-        ]
+        prompts = [chat_prompt(str(p["question"]), args.prompt_template) for p in batch]
         outs = generate_fn(
             path,
             prompts,

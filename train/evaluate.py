@@ -104,14 +104,6 @@ def score(grades: Sequence[Sequence[float | None]], samples: int) -> dict:
     return metrics
 
 
-def make_prompt(problem: str, prompt_template: str, system_prompt: str | None = None) -> list[dict]:
-    """The chat prompt of one problem (the same shape `curricula.data.load_component` trains on)."""
-    prompt = [{"role": "user", "content": prompt_template.replace("{problem}", problem)}]
-    if system_prompt:
-        prompt.insert(0, {"role": "system", "content": system_prompt})
-    return prompt
-
-
 def evaluate(
     model: str,
     benchmarks: Sequence[str] = DEFAULT_BENCHMARKS,
@@ -144,7 +136,7 @@ def evaluate(
     Returns:
         The summary: `{"model", "settings", "benchmarks": {name: metrics}, "wall_time_s"}`.
     """
-    from curricula.data import R1_INSTRUCTION
+    from curricula.data import R1_INSTRUCTION, chat_prompt
     from rewards import extract_answer, grade
 
     if generate_fn is None:
@@ -156,7 +148,7 @@ def evaluate(
         logger.warning("temperature=0 (greedy) with samples=%d: every sample is the same", samples)
     start = time.time()
     data = {benchmark_name(spec): load_benchmark(spec, limit) for spec in benchmarks}
-    prompts = [make_prompt(row["problem"], template, system_prompt) for rows in data.values() for row in rows]
+    prompts = [chat_prompt(row["problem"], template, system_prompt) for rows in data.values() for row in rows]
     settings = {
         "samples": samples,
         "limit": limit,
