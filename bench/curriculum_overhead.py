@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from curricula.spec import load_curriculum  # noqa: E402
+from curricula.plan import load_curriculum  # noqa: E402
 
 CURRICULUM = ROOT / "configs/curricula/smoke.yaml"
 
@@ -50,7 +50,13 @@ def run_singles(work: Path) -> list[float]:
     model, times = spec.model, []
     for k, stage in enumerate(spec.stages, 1):
         out = work / f"stage-{k}"
-        cmd = [sys.executable, str(ROOT / "train/grpo.py"), "--config", stage.config, *stage.cli_args()]
+        cmd = [
+            sys.executable,
+            str(ROOT / "train/grpo.py"),
+            "--config",
+            str(stage.config_file),
+            *stage.cli_args(),
+        ]
         cmd += ["--model_name_or_path", model, "--output_dir", str(out)]
         times.append(_timed(cmd, work / "singles.log"))
         model = str(out / "final")

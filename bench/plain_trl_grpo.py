@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser  # noqa: E402
 
-from curricula.data import load_stage_data  # noqa: E402
+from curricula.data.sources import load_stage_data  # noqa: E402
 from rewards.registry import build_reward_funcs  # noqa: E402
 from train.config import StageArguments  # noqa: E402
 from train.models import resolve_model  # noqa: E402

@@ -1,131 +1,171 @@
-"""Run a curriculum: its stages in order, one `train/grpo.py` launch each, resumable at any moment.
+"""Run a plan, a curriculum or a sweep of curricula: one `train/grpo.py` launch per distinct stage, resumable
+after a kill at any instant.
 
-    python -m curricula.run configs/curricula/smoke.yaml --output_dir runs/smoke     (or ./launch.sh ...)
+    python -m curricula.run configs/curricula/smoke.yaml --output_dir runs/smoke            (./launch.sh ...)
+    python -m curricula.run --sweep configs/sweeps/smoke.yaml --output_dir runs/sweep-smoke  (./launch.sh --sweep ...)
+    ... --dry-run (the tree and the commands) | --emit commands|slurm | --from-stage K
 
-The run directory's `curriculum.json` records each stage's status (`pending|running|done`), its exported
-model (`checkpoint`) and metrics; it is rewritten atomically at every change. Running the same command again
-skips finished stages and resumes the running one from its last complete checkpoint (`--resume_from_checkpoint
-latest`). `--from-stage K` restarts from the end of stage K-1 (later stage directories are kept, renamed
-aside). A curriculum file that changed against an existing run directory is refused, with the differences.
+One loop for both (a curriculum is the one-branch tree, `curricula.plan`): lock the run directory; evaluate
+the starting models when `eval: {initial: true}` asks; then for every node, parents first: skip it when its
+directory holds a finished stage (`stage.json` beside `final/`, written last by the stage itself; a stage
+finished while the runner was down, or by `--emit` commands on a cluster, is adopted the same way), else
+launch it (`--resume_from_checkpoint latest` resumes its last complete checkpoint), then evaluate its export
+when an `eval:` asks. A failed node stops only its own subtree; the run exits non-zero at the end, and the
+same command retries.
+
+The record (`RUN/curriculum.json` for a curriculum, `RUN/sweep.json` for a sweep) holds every node's status
+(`pending|running|done|failed`), launches, export (`checkpoint`) and metrics, with paths relative to RUN, so
+a run directory can be moved; it is rewritten atomically at every change. A curriculum's record lists its
+stages in order (`stages[*].checkpoint` is stage k's `final/`); a curriculum edited against a run directory
+is refused with the differences (its stage directories are named by position), while a sweep may be edited
+(its node directories are named by identity: unchanged nodes are reused).
+
+Multi-node: every machine runs this loop and starts its share of each stage's processes; only MACHINE_RANK 0
+takes the lock, writes the record and the report, and evaluates; the other machines wait for each evaluation
+before they launch the next stage, so no machine sits in a rendezvous while another evaluates.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from curricula.files import atomic_write_json
-from curricula.spec import CurriculumSpec, StageSpec, diff, load_curriculum
+from curricula.commands import emit_commands, emit_slurm, finished_on_disk, launcher, node_command
+from curricula.data.files import DIE_WITH_PARENT_ENV, atomic_write_json, die_with_parent, failpoint
+from curricula.plan import ROOT, Node, Plan, diff, load_plan
 
 logger = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFEST = "curriculum.json"
 DEFAULT_CURRICULUM = str(ROOT / "configs/curricula/demo.yaml")
+EVAL_WAIT_S = 10.0
 
 
-class ManifestError(RuntimeError):
-    """The run directory's record is unreadable or belongs to another curriculum; nothing was deleted."""
+class RecordError(RuntimeError):
+    """The run directory's record is unreadable or belongs to another plan; nothing was deleted."""
 
 
-def stage_dir_name(index: int, stage: StageSpec) -> str:
-    return f"stage-{index}-{stage.name}"
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def launcher(accelerate_config: str | None, num_processes: int) -> list[str]:
-    """The command prefix that starts `train/grpo.py`: plain Python, or `accelerate launch` for several processes.
+def read_record(path: Path, kind: str) -> dict:
+    """A record file as a sweep-shaped dict (a curriculum's one-branch view converted back).
 
-    Multi-node runs pass the usual variables through: NUM_MACHINES, MACHINE_RANK, MAIN_PROCESS_IP,
-    MAIN_PROCESS_PORT (see slurm/train.slurm). `num_processes` is per machine; accelerate wants the total.
+    Raises:
+        RecordError: the file is unreadable or not a record of that kind.
     """
-    if accelerate_config is None and num_processes <= 1:
-        return [sys.executable]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
-    cmd += ["--config_file", accelerate_config or str(ROOT / "configs/accelerate/ddp.yaml")]
-    cmd += ["--num_processes", str(num_processes * int(os.environ.get("NUM_MACHINES") or 1))]
-    for env, flag in (("NUM_MACHINES", "--num_machines"), ("MACHINE_RANK", "--machine_rank"),
-                      ("MAIN_PROCESS_IP", "--main_process_ip"), ("MAIN_PROCESS_PORT", "--main_process_port")):  # fmt: skip
-        if os.environ.get(env):
-            cmd += [flag, os.environ[env]]
-    return cmd
+    try:
+        data = json.loads(path.read_text())
+        if kind == "curriculum":
+            stages, spec = data.pop("stages"), data.pop("spec")
+            data["nodes"] = {s["id"]: s for s in stages}
+            data["curricula"] = {spec["name"]: {"nodes": [s["id"] for s in stages], "spec": spec}}
+            initial = data.pop("initial_eval", None)
+            data["starts"] = {spec["model"]: {"eval": initial}} if initial is not None else {}
+        [n["status"] for n in data["nodes"].values()]  # noqa: B018 - shape check
+        data.setdefault("starts", {})
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise RecordError(
+            f"{path} is unreadable or not a {kind} record ({type(e).__name__}: {e}). Nothing was deleted; fix "
+            "or move that file, or choose another --output_dir."
+        ) from None
+    return data
 
 
-def train_command(
-    prefix: list[str],
-    stage: StageSpec,
-    model: str,
-    stage_dir: Path,
-    drop_solved_stats: list[str] | None = None,
-) -> list[str]:
-    """The command that trains one stage: its YAML and overrides, the model it starts from, resume.
+class Record:
+    """The run directory's record: every node's status, export, metrics and evaluation, plus the starting
+    models' evaluations. A curriculum's file is its one-branch view (`stages` in order, `initial_eval`)."""
 
-    Args:
-        prefix: the launcher (see `launcher`).
-        stage: the stage to train.
-        model: the starting model (the first stage's policy, or the previous stage's `final/`).
-        stage_dir: the stage's output directory.
-        drop_solved_stats: earlier stages' `problems.jsonl` files, when the curriculum drops solved problems.
+    def __init__(self, run_dir: Path, plan: Plan, *, writer: bool = True):
+        self.path, self.plan, self.writer = run_dir / plan.record_file, plan, writer
+        specs = {c.name: c.resolved() for c in plan.curricula}
+        if self.path.exists():
+            self.data = self.read()
+            if plan.kind == "curriculum":
+                (old,) = [c["spec"] for c in self.data["curricula"].values()]
+                changes = diff(old, specs[plan.name])
+                if changes:
+                    raise RecordError(
+                        f"{self.path} records another curriculum; changed: "
+                        + "; ".join(changes)
+                        + ". Nothing "
+                        "was deleted; use another --output_dir (stage directories are named by position)."
+                    )
+        else:
+            self.data = {"name": plan.name, "kind": plan.kind, "created": _now(), "starts": {}, "nodes": {}}
+        self.data.update(name=plan.name, source=plan.source)
+        self.data["curricula"] = {c: {"nodes": plan.paths[c], "spec": specs[c]} for c in specs}
+        for node in plan.nodes.values():
+            entry = self.nodes.setdefault(node.id, {
+                "id": node.id, "name": node.name, "dir": node.dir, "parent": node.parent, "status": "pending",
+                "checkpoint": None, "metrics": {}, "launches": 0, "launch_s": 0.0,
+            })  # fmt: skip
+            entry["curricula"] = node.curricula
+        self.save()
 
-    Returns:
-        The argument list, ready for `run_logged`.
-    """
-    cmd = [*prefix, str(ROOT / "train/grpo.py"), "--config", stage.config, *stage.cli_args()]
-    cmd += ["--model_name_or_path", model, "--output_dir", str(stage_dir)]
-    cmd += ["--resume_from_checkpoint", "latest"]
-    if drop_solved_stats:
-        cmd += ["--drop_solved_stats", *drop_solved_stats]
-    return cmd
+    @property
+    def nodes(self) -> dict[str, dict]:
+        return self.data["nodes"]
+
+    def start(self, model: str) -> dict:
+        """The record of a starting model (its `eval` before any training)."""
+        return self.data["starts"].setdefault(model, {})
+
+    def read(self) -> dict:
+        return read_record(self.path, self.plan.kind)
+
+    def view(self) -> dict:
+        """What is written: the sweep-shaped record, or a curriculum's one-branch view of it."""
+        if self.plan.kind == "sweep":
+            return self.data
+        view = {k: v for k, v in self.data.items() if k not in ("nodes", "curricula", "starts")}
+        ((name, cur),) = self.data["curricula"].items()
+        initial = self.data["starts"].get(cur["spec"]["model"], {}).get("eval")
+        if initial is not None:
+            view["initial_eval"] = initial
+        return {**view, "spec": cur["spec"], "stages": [self.nodes[i] for i in cur["nodes"]]}
+
+    def save(self) -> None:
+        self.data["updated"] = _now()
+        if self.writer:
+            atomic_write_json(self.path, self.view())
 
 
-def stage_command(
-    spec: CurriculumSpec, index: int, run_dir: Path, prefix: list[str], manifest: dict
-) -> list[str]:
-    """The full command of stage `index` (1-based): its YAML, overrides, the previous export, resume."""
-    stage = spec.stages[index - 1]
-    model = spec.model if index == 1 else manifest["stages"][index - 2]["checkpoint"]
-    stats = None
-    if spec.drop_solved and index > 1:
-        stats = [str(run_dir / s["dir"] / "problems.jsonl") for s in manifest["stages"][: index - 1]]
-    return train_command(prefix, stage, model, run_dir / stage_dir_name(index, stage), stats)
-
-
-def is_primary_node() -> bool:
-    """True on the machine that keeps the run's records (MACHINE_RANK 0, or a single-machine run).
-
-    Every machine of a multi-node run executes the same stage loop (each starts its share of the processes),
-    but only the primary writes `curriculum.json` and the report; the others log to `train.node<RANK>.log`.
-    """
-    return (os.environ.get("MACHINE_RANK") or "0") == "0"
-
-
-def _die_with_parent() -> None:
-    # A stage must not outlive a killed runner: two trainers writing one stage directory would corrupt it.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+@contextlib.contextmanager
+def locked(run_dir: Path):
+    """Hold the run directory's lock: two runners on one directory would train the same stage twice."""
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RecordError(f"another runner is using {run_dir}; wait for it or stop it first") from None
+        yield
 
 
 def run_logged(cmd: list[str], log_path: Path) -> int:
     """Run `cmd`, streaming its output to the terminal and to `log_path` (appended: resumes keep history).
 
     The log is flushed at every chunk, so a runner killed with SIGKILL still leaves the whole output there.
+    The command dies with the runner, and so do the processes it starts (`$STAGERL_DIE_WITH_PARENT`, read by
+    `train/grpo.py`: a distributed launch's workers are not children of the runner).
     """
-    if not is_primary_node():
-        log_path = log_path.with_name(f"{log_path.stem}.node{os.environ['MACHINE_RANK']}{log_path.suffix}")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         log.write(f"\n$ {shlex.join(cmd)}\n".encode())
         log.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+                                preexec_fn=die_with_parent,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", DIE_WITH_PARENT_ENV: "1"})  # fmt: skip
         for chunk in iter(lambda: proc.stdout.read1(65536), b""):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
@@ -134,218 +174,258 @@ def run_logged(cmd: list[str], log_path: Path) -> int:
         return proc.wait()
 
 
-class Manifest:
-    """`curriculum.json`: the run's record, written atomically at every change."""
-
-    def __init__(self, run_dir: Path, spec: CurriculumSpec):
-        self.path = run_dir / MANIFEST
-        self.spec = spec
-        resolved = spec.resolved()
-        if self.path.exists():
-            try:
-                self.data = json.loads(self.path.read_text())
-                old = self.data["spec"]
-                [s["status"] for s in self.data["stages"]]  # noqa: B018 - shape check
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ManifestError(
-                    f"{self.path} is unreadable or not a curriculum record ({type(e).__name__}: {e}). Nothing was "
-                    "deleted; fix or move that file, or choose another --output_dir."
-                ) from None
-            changes = diff(old, resolved)
-            if changes:
-                raise ManifestError(
-                    f"{self.path} was made by a different curriculum ({self.data.get('source')}); changed:\n  "
-                    + "\n  ".join(changes)
-                    + "\nUse another --output_dir, or restore the original curriculum file. Nothing was deleted."
-                )
-        else:
-            self.data = {
-                "name": spec.name,
-                "source": spec.source,
-                "spec": resolved,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "stages": [
-                    {
-                        "name": s.name,
-                        "dir": stage_dir_name(i, s),
-                        "status": "pending",
-                        "checkpoint": None,
-                        "metrics": {},
-                    }
-                    for i, s in enumerate(spec.stages, 1)
-                ],
-            }
-            self.save()
-
-    @property
-    def stages(self) -> list[dict]:
-        return self.data["stages"]
-
-    def save(self) -> None:
-        self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        if is_primary_node():
-            atomic_write_json(self.path, self.data)
-
-
-def restart_from(manifest: Manifest, run_dir: Path, first: int) -> None:
-    """Make stages >= `first` pending again; their old directories are renamed aside, never deleted."""
-    if not 1 <= first <= len(manifest.stages):
-        raise ValueError(
-            f"--from-stage {first} is out of range: the curriculum has stages 1..{len(manifest.stages)}"
-        )
-    for i in range(first, len(manifest.stages) + 1):
-        if i > 1 and i == first and manifest.stages[i - 2]["status"] != "done":
-            raise ValueError(
-                f"--from-stage {first}: stage {i - 1} is not done yet, so there is no end of it to restart from"
-            )
-        entry = manifest.stages[i - 1]
-        old = run_dir / entry["dir"]
-        if old.exists():
-            aside = run_dir / f"{entry['dir']}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
-            os.replace(old, aside)
-            logger.info("kept the old %s as %s", entry["dir"], aside.name)
-        entry.update(status="pending", checkpoint=None, metrics={})
-    manifest.save()
-
-
 def stage_metrics(stage_dir: Path) -> dict:
     record = json.loads((stage_dir / "stage.json").read_text())
-    keys = ("steps", "reward_start", "reward_end", "wall_time_s", "advanced_early", "data")
-    return {k: record.get(k) for k in keys}
+    keys = ("steps", "reward_start", "reward_end", "wall_time_s", "advanced_early", "data", "selection")
+    return {k: record.get(k) for k in keys if k in record}
 
 
 def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path) -> dict[str, float]:
-    """Run `train.evaluate` on `model` as the curriculum's `eval:` asks; returns pass@1 per benchmark.
-
-    Only the primary node evaluates (one process is enough, and the others would write the same files).
-    """
-    if not is_primary_node():
-        return {}
+    """Run `train.evaluate` on `model` as `eval:` asks; returns pass@1 per benchmark."""
     cmd = [sys.executable, "-m", "train.evaluate", "--model", model, "--output", str(out_dir),
            "--benchmarks", ",".join(eval_spec["benchmarks"])]  # fmt: skip
     for key in ("samples", "limit", "max_new_tokens", "temperature"):
         if key in eval_spec:
             cmd += [f"--{key.replace('_', '-')}", str(eval_spec[key])]
     if run_logged(cmd, log_path) != 0:
-        raise RuntimeError(
-            f"evaluation of {model} failed; see {log_path}. Run the same command again to retry it."
-        )
+        raise RuntimeError(f"evaluation of {model} failed; see {log_path}")
     summary = json.loads((out_dir / "summary.json").read_text())
     return {name: m["pass@1"] for name, m in summary["benchmarks"].items()}
 
 
-def run_curriculum(spec: CurriculumSpec, run_dir: Path, *, accelerate_config: str | None = None,
-                   num_processes: int = 1, from_stage: int | None = None, dry_run: bool = False) -> Manifest | None:  # fmt: skip
-    """Run (or resume) every stage of `spec` in `run_dir`. Returns the manifest (None for a dry run)."""
-    prefix = launcher(accelerate_config, num_processes)
-    if dry_run:
-        fake = {"stages": [{"checkpoint": str(run_dir / stage_dir_name(i, s) / "final"), "dir": stage_dir_name(i, s)}
-                           for i, s in enumerate(spec.stages, 1)]}  # fmt: skip
-        for i in range(1, len(spec.stages) + 1):
-            print(
-                f"# stage {i}: {spec.stages[i - 1].name}\n{shlex.join(stage_command(spec, i, run_dir, prefix, fake))}"
+class Runner:
+    """One pass of the loop over a plan in a run directory (see the module docstring)."""
+
+    def __init__(self, plan: Plan, run_dir: Path, prefix: list[str], *, machine_rank: int = 0):
+        self.plan, self.run_dir, self.prefix = plan, run_dir, prefix
+        self.machine_rank, self.primary = machine_rank, machine_rank == 0
+        self.record = Record(run_dir, plan, writer=self.primary)
+        self.failed: list[str] = []
+
+    def run(self) -> list[str]:
+        """Evaluate the starting models, then train and evaluate every node; returns the failed node ids."""
+        for model in dict.fromkeys(
+            n.model for n in self.plan.children(None) if (n.eval or {}).get("initial")
+        ):
+            eval_spec = next(n.eval for n in self.plan.children(None) if n.model == model and n.eval)
+            out = self.run_dir / f"eval-initial-{re.sub(r'[^A-Za-z0-9._-]+', '-', model)}"
+            if not self.evaluate(lambda data, m=model: data["starts"].setdefault(m, {}), eval_spec, model, out,
+                                 self.run_dir / "eval.log", f"start model {model}"):  # fmt: skip
+                self.failed.append(f"evaluation of {model}")
+        for i, node in enumerate(self.plan.nodes.values(), 1):
+            if self.plan.kind == "curriculum":
+                label = f"stage {i}/{len(self.plan.nodes)} ({node.name})"
+            else:
+                label = f"node {i}/{len(self.plan.nodes)} {node.name} [{node.id}]"
+            self.step(node, label)
+        return self.failed
+
+    def step(self, node: Node, label: str) -> None:
+        entry, node_dir = self.record.nodes[node.id], self.run_dir / node.dir
+        if node.parent is not None and not finished_on_disk(self.run_dir / self.plan.nodes[node.parent].dir):
+            logger.warning("%s: not run, its parent [%s] did not finish", label, node.parent)
+            self.failed.append(node.id)
+            return
+        if finished_on_disk(node_dir):
+            logger.info(
+                "%s: %s", label, "done, skipped" if entry["status"] == "done" else "finished, recorded"
             )
-        return None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(run_dir, spec)
-    if from_stage is not None:
-        restart_from(manifest, run_dir, from_stage)
-    if spec.eval and spec.eval.get("initial") and "initial_eval" not in manifest.data:
-        manifest.data["initial_eval"] = evaluate_model(
-            spec.eval, spec.model, run_dir / "eval-initial", run_dir / "eval.log"
+        elif not self.train(node, entry, label):
+            self.failed.append(node.id)
+            return
+        if entry["status"] != "done":
+            entry.update(status="done", checkpoint=f"{node.dir}/final", metrics=stage_metrics(node_dir),
+                         finished=_now())  # fmt: skip
+            self.record.save()
+        if node.eval and not self.evaluate(lambda data: data["nodes"][node.id], node.eval,
+                                           str(node_dir / "final"), node_dir / "eval", node_dir / "eval.log", label):  # fmt: skip
+            self.failed.append(node.id)
+
+    def train(self, node: Node, entry: dict, label: str) -> bool:
+        """Launch the node's stage (resuming its last complete checkpoint); False when it failed."""
+        resuming = entry["status"] in ("running", "failed")
+        entry.update(status="running", started=entry.get("started") or _now(), launches=entry["launches"] + 1)
+        self.record.save()
+        through = f" ({', '.join(node.curricula)})" if self.plan.kind == "sweep" else ""
+        logger.info("%s%s: %s", label, through, "resuming" if resuming else "starting")
+        start = time.time()
+        log = (
+            self.run_dir / node.dir / ("train.log" if self.primary else f"train.node{self.machine_rank}.log")
         )
-        manifest.save()
-    for i, (stage, entry) in enumerate(zip(spec.stages, manifest.stages, strict=True), 1):
-        stage_dir = run_dir / entry["dir"]
-        if entry["status"] == "done" and (stage_dir / "final").is_dir():
-            logger.info("stage %d (%s): done, skipped", i, stage.name)
-            if spec.eval and "eval" not in entry:  # killed during its evaluation
-                entry["eval"] = evaluate_model(
-                    spec.eval, entry["checkpoint"], stage_dir / "eval", stage_dir / "eval.log"
-                )
-                manifest.save()
-            continue
-        resuming = entry["status"] == "running"
-        entry.update(status="running", started=entry.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S"))
-        manifest.save()
-        logger.info(
-            "stage %d/%d (%s): %s", i, len(spec.stages), stage.name, "resuming" if resuming else "starting"
-        )
-        cmd = stage_command(spec, i, run_dir, prefix, manifest.data)
-        rc = run_logged(cmd, stage_dir / "train.log")
+        rc = run_logged(node_command(self.plan, node, self.run_dir, self.prefix), log)
+        entry["launch_s"] = round(entry["launch_s"] + time.time() - start, 2)
+        failpoint("runner-after-stage")
         if rc != 0:
-            raise RuntimeError(
-                f"stage {i} ({stage.name}) failed with exit code {rc}; see {stage_dir / 'train.log'}. "
-                "Run the same command again to resume it from its last checkpoint."
+            entry["status"] = "failed"
+            self.record.save()
+            logger.error(
+                "%s failed with exit code %d; see %s. Run the same command again to resume it from its last "
+                "checkpoint.", label, rc, log,
+            )  # fmt: skip
+        return rc == 0
+
+    def evaluate(
+        self, lookup, eval_spec: dict, model: str, out_dir: Path, log_path: Path, label: str
+    ) -> bool:
+        """Evaluate `model` once into the record entry `lookup(record data)`; the other machines wait for it.
+
+        Returns:
+            Whether the evaluation is recorded.
+        """
+        entry = lookup(self.record.data)
+        if "eval" in entry:
+            return True
+        if not self.primary:
+            return self.wait_for_eval(lookup, label)
+        entry.pop("eval_failed", None)
+        try:
+            entry["eval"] = evaluate_model(eval_spec, model, out_dir, log_path)
+        except (RuntimeError, OSError, ValueError, KeyError) as e:
+            entry["eval_failed"] = str(e)
+            logger.error("%s: evaluation failed (%s); run the same command again to retry it", label, e)
+        self.record.save()
+        return "eval" in entry
+
+    def wait_for_eval(self, lookup, label: str) -> bool:
+        """On a secondary machine: wait until the primary recorded the evaluation (or its failure)."""
+        started = time.time()
+        while True:
+            entry = lookup(self.record.read()) if self.record.path.exists() else {}
+            if "eval" in entry or "eval_failed" in entry:
+                return "eval" in entry
+            logger.info(
+                "%s: waiting for the primary machine's evaluation (%.0f s)", label, time.time() - started
             )
-        entry.update(status="done", checkpoint=str(stage_dir / "final"), metrics=stage_metrics(stage_dir),
-                     finished=time.strftime("%Y-%m-%dT%H:%M:%S"))  # fmt: skip
-        manifest.save()
-        if spec.eval:
-            entry["eval"] = evaluate_model(
-                spec.eval, entry["checkpoint"], stage_dir / "eval", stage_dir / "eval.log"
+            time.sleep(EVAL_WAIT_S)
+
+
+def restart_from(plan: Plan, run_dir: Path, record: Record, first: int) -> None:
+    """Make every node at stage position >= `first` pending again; its old directory is renamed aside."""
+    depth = max(n.depth for n in plan.nodes.values()) + 1
+    if not 1 <= first <= depth:
+        raise ValueError(f"--from-stage {first} is out of range: the curricula have stages 1..{depth}")
+    for node in plan.nodes.values():
+        if (
+            node.depth == first - 1
+            and node.parent
+            and not finished_on_disk(run_dir / plan.nodes[node.parent].dir)
+        ):
+            raise ValueError(
+                f"--from-stage {first}: stage {first - 1} ({plan.nodes[node.parent].name}) is not done yet, so "
+                "there is no end of it to restart from"
             )
-            manifest.save()
-    return manifest
+    for node in plan.nodes.values():
+        if node.depth < first - 1:
+            continue
+        old = run_dir / node.dir
+        if old.exists():
+            aside = old.with_name(f"{old.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(old, aside)
+            logger.info("kept the old %s as %s", node.dir, aside.name)
+        entry = record.nodes[node.id]
+        for key in ("eval", "eval_failed", "started", "finished"):
+            entry.pop(key, None)
+        entry.update(status="pending", checkpoint=None, metrics={})
+    record.save()
 
 
-def add_launch_args(parser: argparse.ArgumentParser) -> None:
-    """How each stage is launched; shared by the curriculum and sweep command lines."""
-    parser.add_argument(
-        "--accelerate-config",
-        "--accelerate_config",
-        help="accelerate config for every stage, e.g. configs/accelerate/zero2.yaml",
-    )
-    parser.add_argument(
-        "--num-processes", "--num_processes", type=int, default=1, help="processes per machine (default 1)"
-    )
+def run_plan(plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | None = None,
+             machine_rank: int = 0) -> tuple[Record, list[str]]:  # fmt: skip
+    """Run (or resume) every node of `plan` in `run_dir`.
+
+    Args:
+        plan: the curriculum or sweep.
+        run_dir: the run directory (created if missing).
+        prefix: the stage launcher (`curricula.commands.launcher`).
+        from_stage: first retrain every stage from this position on (see `restart_from`).
+        machine_rank: this machine's rank in a multi-node run (0 keeps the records).
+
+    Returns:
+        The record and the nodes (or evaluations) that did not finish.
+    """
+    primary = machine_rank == 0
+    if from_stage is not None and not primary:
+        raise ValueError("--from-stage moves stage directories: run it on one machine first, then launch all")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with locked(run_dir) if primary else contextlib.nullcontext():
+        runner = Runner(plan, run_dir, prefix, machine_rank=machine_rank)
+        if from_stage is not None:
+            restart_from(plan, run_dir, runner.record, from_stage)
+        return runner.record, runner.run()
 
 
-def check_launch_args(args: argparse.Namespace) -> None:
-    """Fail with a clear message, before anything runs, on launch options that cannot work."""
-    if args.num_processes < 1:
-        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
-    if args.accelerate_config and not Path(args.accelerate_config).is_file():
-        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
+def dry_run_text(plan: Plan, run_dir: Path, prefix: list[str]) -> str:
+    """The tree (with statuses when the run directory has a record), the savings and the commands."""
+    status = None
+    with contextlib.suppress(RecordError, OSError):
+        status = {
+            k: v["status"] for k, v in read_record(run_dir / plan.record_file, plan.kind)["nodes"].items()
+        }
+    head = f"{plan.kind} {plan.name} ({plan.source}): {len(plan.curricula)} curricula, {len(plan.nodes)} distinct stages"
+    lines = [head, *plan.format_tree(status).splitlines(), plan.savings_line()]
+    return "\n".join(f"# {line}" for line in lines) + "\n" + emit_commands(plan, run_dir, prefix)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m curricula.run", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "curriculum",
-        nargs="?",
-        default=DEFAULT_CURRICULUM,
-        help=f"curriculum YAML (default: {DEFAULT_CURRICULUM})",
+        "plan", nargs="?", default=DEFAULT_CURRICULUM, help="curriculum YAML (default: the demo)"
+    )
+    parser.add_argument("--sweep", action="store_true", help="the file is a sweep of curricula")
+    parser.add_argument("--output_dir", "--output-dir", help="run directory (default: runs/<name>)")
+    parser.add_argument(
+        "--accelerate-config",
+        "--accelerate_config",
+        help="accelerate config for every stage, e.g. zero2.yaml",
     )
     parser.add_argument(
-        "--output_dir", "--output-dir", help="run directory (default: runs/<curriculum name>)"
+        "--num-processes", "--num_processes", type=int, default=1, help="processes per machine (default 1)"
     )
-    add_launch_args(parser)
-    parser.add_argument("--from-stage", "--from_stage", type=int, help="restart from the end of stage K-1")
     parser.add_argument(
-        "--dry-run", "--dry_run", action="store_true", help="print the stage commands, run nothing"
+        "--from-stage", "--from_stage", type=int, help="retrain every stage from position K on"
+    )
+    parser.add_argument("--dry-run", "--dry_run", action="store_true", help="print the tree and commands")
+    parser.add_argument(
+        "--emit",
+        choices=["commands", "slurm"],
+        help="print the stage commands or a Slurm script; run nothing",
     )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns the exit status (errors exit with a message)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    check_launch_args(args)
+    if args.num_processes < 1:
+        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
+    if args.accelerate_config and not Path(args.accelerate_config).is_file():
+        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
     try:
-        spec = load_curriculum(args.curriculum)
+        plan = load_plan(args.plan, sweep=args.sweep)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
-    run_dir = Path(args.output_dir or f"runs/{spec.name}").resolve()
+    default_dir = f"runs/sweep-{plan.name}" if plan.kind == "sweep" else f"runs/{plan.name}"
+    run_dir = Path(args.output_dir or default_dir).resolve()
+    prefix = launcher(args.accelerate_config, args.num_processes)
+    if args.emit == "slurm":
+        print(emit_slurm(plan, run_dir, prefix), end="")
+        return 0
+    if args.emit or args.dry_run:
+        print(emit_commands(plan, run_dir, prefix) if args.emit else dry_run_text(plan, run_dir, prefix))
+        return 0
     try:
-        manifest = run_curriculum(spec, run_dir, accelerate_config=args.accelerate_config,
-                                  num_processes=args.num_processes, from_stage=args.from_stage, dry_run=args.dry_run)  # fmt: skip
-    except (ManifestError, ValueError, RuntimeError) as e:
+        record, failed = run_plan(plan, run_dir, prefix, from_stage=args.from_stage,
+                                  machine_rank=int(os.environ.get("MACHINE_RANK") or 0))  # fmt: skip
+    except (RecordError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
-    if manifest is not None and is_primary_node():
+    if record.writer:
         from curricula.report import write_report
 
-        print(write_report(run_dir, manifest.data))
+        print(write_report(run_dir, plan, record.data))
+    if failed:
+        raise SystemExit(f"error: {len(failed)} stage(s) or evaluation(s) did not finish: {', '.join(failed)}. "
+                         "Run the same command again to retry.")  # fmt: skip
     return 0
 
 

@@ -1,6 +1,13 @@
-"""Trainer callbacks of a stage: complete-checkpoint markers, per-problem statistics, early advance.
+"""Trainer callbacks of a stage: complete checkpoints, per-problem statistics, early advance.
 
 All of them extend TRL/transformers through the public `TrainerCallback` surface.
+
+A checkpoint is complete once `stagerl_complete` is in it. `StageCheckpoint` writes, after transformers saved
+a checkpoint: the stage's own state (each part's files: per-problem statistics, the early-advance decision),
+then the marker, then removes checkpoints beyond `save_total_limit` (transformers' own rotation is switched
+off: it deletes the older checkpoint before the new one is marked complete, so a kill there left none).
+Resuming reads every part back and fails on a missing file, so a resumed stage continues exactly where the
+checkpoint left it.
 """
 
 from __future__ import annotations
@@ -8,19 +15,19 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-from curricula.files import atomic_write_text
+from curricula.data.files import atomic_write_text, failpoint
 from train.config import PROBLEM_STATS
 
 logger = logging.getLogger(__name__)
 
-# Written into checkpoint-N/ once every rank has finished saving it: transformers writes checkpoints in
-# place, so a kill during a save leaves a directory that looks like a checkpoint but is not one.
 COMPLETE_MARKER = "stagerl_complete"
+EARLY_ADVANCE_FILE = "early_advance.json"
 
 
 def _barrier() -> None:
@@ -36,23 +43,65 @@ def _gather(obj) -> list:
     return [obj]
 
 
+def checkpoint_step(path: str | Path) -> int:
+    return int(Path(path).name.split("-")[1])
+
+
 def last_complete_checkpoint(stage_dir: str | Path) -> str | None:
     """The newest `checkpoint-N` of a stage directory that was saved completely, or None."""
     done = [p for p in Path(stage_dir).glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+    return str(max(done, key=checkpoint_step)) if done else None
 
 
-class CompleteCheckpointCallback(TrainerCallback):
-    """Marks each checkpoint complete after all ranks saved it (see COMPLETE_MARKER)."""
+def _read_part(checkpoint: str | Path, name: str) -> str:
+    path = Path(checkpoint) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: {checkpoint} was not saved by a stagerl stage, so it cannot be resumed exactly"
+        )
+    return path.read_text()
+
+
+class StageCheckpoint(TrainerCallback):
+    """Completes each checkpoint (see the module docstring).
+
+    Args:
+        parts: stage state savers; each has `checkpoint_files() -> {name: text}` (called on every rank: it
+            may gather) and `load_checkpoint(dir)`.
+        keep: how many complete checkpoints to keep (`save_total_limit`; None keeps all).
+    """
+
+    def __init__(self, parts: list, keep: int | None):
+        self.parts, self.keep = parts, keep
+
+    def load(self, checkpoint: str | Path) -> None:
+        for part in self.parts:
+            part.load_checkpoint(checkpoint)
 
     def on_save(self, args, state, control, **kwargs):
-        _barrier()
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        files = {name: text for part in self.parts for name, text in part.checkpoint_files().items()}
+        _barrier()  # every rank finished writing its share of the checkpoint
         if state.is_world_process_zero:
-            atomic_write_text(Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE_MARKER, "")
+            for name, text in files.items():
+                atomic_write_text(checkpoint / name, text)
+            failpoint("checkpoint-before-marker")
+            atomic_write_text(checkpoint / COMPLETE_MARKER, "")
+            self.rotate(Path(args.output_dir), newest=checkpoint)
         _barrier()
 
+    def rotate(self, stage_dir: Path, newest: Path) -> None:
+        """Remove older checkpoints beyond `keep`, only once `newest` is complete: unmark, then delete."""
+        older = sorted((p for p in stage_dir.glob("checkpoint-*") if p != newest), key=checkpoint_step)
+        if self.keep is None:
+            return
+        for old in older[: max(0, len(older) - (self.keep - 1))]:
+            (old / COMPLETE_MARKER).unlink(missing_ok=True)
+            failpoint("rotate-unmarked")
+            shutil.rmtree(old, ignore_errors=True)
 
-class ProblemStats(TrainerCallback):
+
+class ProblemStats:
     """Attempts and successes per problem id, from the accuracy reward, saved with every checkpoint.
 
     `wrap(reward_fn)` returns the reward function unchanged in behaviour but recording its scores; a score
@@ -60,8 +109,7 @@ class ProblemStats(TrainerCallback):
     own completions, yet the file holds them all.
     """
 
-    def __init__(self, stage_dir: str | Path):
-        self.stage_dir = Path(stage_dir)
+    def __init__(self):
         self.counts: dict[str, list[int]] = {}
 
     def wrap(self, reward_fn):
@@ -86,34 +134,28 @@ class ProblemStats(TrainerCallback):
                 entry[1] += successes
         return total
 
-    def write(self, path: Path, counts: dict[str, list[int]]) -> None:
-        lines = [
+    @staticmethod
+    def text(counts: dict[str, list[int]]) -> str:
+        rows = (
             json.dumps({"id": pid, "attempts": a, "successes": s}) for pid, (a, s) in sorted(counts.items())
-        ]
-        atomic_write_text(path, "".join(line + "\n" for line in lines))
+        )
+        return "".join(row + "\n" for row in rows)
 
-    def load(self, checkpoint: str | Path) -> None:
-        """Resume counts from a checkpoint (only rank 0 keeps them, so the merge counts them once)."""
-        path = Path(checkpoint) / PROBLEM_STATS
-        if path.exists() and (not dist.is_initialized() or dist.get_rank() == 0):
-            self.counts = {r["id"]: [r["attempts"], r["successes"]] for r in map(json.loads, path.open())}
+    def checkpoint_files(self) -> dict[str, str]:
+        return {PROBLEM_STATS: self.text(self.merged())}
 
-    def on_save(self, args, state, control, **kwargs):
-        counts = self.merged()
-        if state.is_world_process_zero:
-            self.write(Path(args.output_dir) / f"checkpoint-{state.global_step}" / PROBLEM_STATS, counts)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        counts = self.merged()
-        if state.is_world_process_zero:
-            self.write(self.stage_dir / PROBLEM_STATS, counts)
+    def load_checkpoint(self, checkpoint: str | Path) -> None:
+        """Resume counts (only rank 0 keeps them, so the merge counts them once)."""
+        rows = [json.loads(line) for line in _read_part(checkpoint, PROBLEM_STATS).splitlines() if line]
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            self.counts = {r["id"]: [r["attempts"], r["successes"]] for r in rows}
 
 
 class EarlyAdvance(TrainerCallback):
     """Ends the stage once the level looks learned: moving-average reward over a threshold, or a plateau.
 
-    The decision uses the logged (already all-rank-averaged) train reward, so every rank decides alike, and
-    it is recomputed from `state.log_history` on resume. The step it stopped at and why go to `stage.json`.
+    The decision uses the logged (already all-rank-averaged) train reward, so every rank decides alike. It
+    is saved with the checkpoint it forces, so a resumed stage that had already advanced trains no further.
     """
 
     def __init__(self, threshold: float | None, plateau_delta: float | None, window: int, min_steps: int):
@@ -124,6 +166,12 @@ class EarlyAdvance(TrainerCallback):
             min_steps,
         )
         self.reason: str | None = None
+
+    def checkpoint_files(self) -> dict[str, str]:
+        return {EARLY_ADVANCE_FILE: json.dumps({"reason": self.reason})}
+
+    def load_checkpoint(self, checkpoint: str | Path) -> None:
+        self.reason = json.loads(_read_part(checkpoint, EARLY_ADVANCE_FILE))["reason"]
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or "reward" not in logs or state.global_step < self.min_steps:
@@ -147,3 +195,23 @@ class EarlyAdvance(TrainerCallback):
             logger.info("Early advance: %s", self.reason)
             control.should_training_stop = True
             control.should_save = True
+
+
+class StageAlreadyTrained(Exception):
+    """Raised before the first step when the resumed checkpoint is already the end of the stage."""
+
+
+class StopIfTrained(TrainerCallback):
+    """Stops a resumed stage before its first step when its checkpoint is already its end.
+
+    transformers checks for the end of training only after a step, so resuming the last checkpoint (a kill
+    between the last step and the export) would train one step more. Raised from `on_train_begin`, after the
+    checkpoint's weights, optimizer and state are loaded: the caller exports them as they are.
+    """
+
+    def __init__(self, trained: bool):
+        self.trained = trained
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.trained:
+            raise StageAlreadyTrained

@@ -6,11 +6,13 @@ line (`--max_steps 2`), and unknown fields are an error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
 
-from curricula.data import R1_INSTRUCTION, DataComponent
+from curricula.data.prompts import R1_INSTRUCTION
+from curricula.data.sources import DataComponent
 
 STAGE_RECORD = "stage.json"
 PROBLEM_STATS = "problems.jsonl"
@@ -127,3 +129,20 @@ class StageArguments:
                 f"reward_settings names {sorted(unknown)}, which are not in reward_funcs={self.reward_funcs}"
             )
         return settings
+
+
+def stage_field_names() -> list[str]:
+    """Every field a stage YAML may set: ours, TRL's `GRPOConfig` and `ModelConfig`."""
+    from trl import GRPOConfig, ModelConfig
+
+    return sorted(
+        {f.name for dc in (StageArguments, GRPOConfig, ModelConfig) for f in dataclasses.fields(dc)}
+    )
+
+
+if __name__ == "__main__":  # `python -m train.config --fields`: what the runner checks curricula against
+    import sys
+
+    if sys.argv[1:] != ["--fields"]:
+        sys.exit("usage: python -m train.config --fields")
+    print(json.dumps(stage_field_names()))

@@ -8,7 +8,7 @@ Launch:
         --samples 1 --max-new-tokens 256 --temperature 0          # a quick CPU check
 
 Choices, and why:
-- Prompts are the training prompt (`curricula.data.R1_INSTRUCTION`: the problem, then "reason step by step
+- Prompts are the training prompt (`curricula.data.prompts.R1_INSTRUCTION`: the problem, then "reason step by step
   ... \\boxed{}"), so a stage is measured in the format it was trained on.
 - pass@1 is avg@K, the mean correctness over K samples per problem (the R1-style report; less noisy than
   one sample). pass@k for k = 2, 4, ... <= K uses the unbiased estimator of Chen et al. (2021),
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from train.benchmarks import DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
+from curricula.data.benchmarks import DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def evaluate(
         samples: K completions per problem.
         limit: only the first N problems of each benchmark.
         max_new_tokens, temperature, top_p, seed, batch_size: generation settings (temperature 0 = greedy).
-        prompt_template: user message with `{problem}` (default: `curricula.data.R1_INSTRUCTION`).
+        prompt_template: user message with `{problem}` (default: `curricula.data.prompts.R1_INSTRUCTION`).
         system_prompt: optional system message.
         output_dir: where to write `<benchmark>.jsonl` and `summary.json` (None: write nothing).
         generate_fn: `train.generation.generate` or anything with its signature (tests pass a stub).
@@ -136,7 +136,7 @@ def evaluate(
     Returns:
         The summary: `{"model", "settings", "benchmarks": {name: metrics}, "wall_time_s"}`.
     """
-    from curricula.data import R1_INSTRUCTION, chat_prompt
+    from curricula.data.prompts import R1_INSTRUCTION, chat_prompt
     from rewards import extract_answer, grade
 
     if generate_fn is None:
@@ -190,14 +190,14 @@ def evaluate(
             _write_samples(Path(output_dir) / f"{name}.jsonl", rows, outs, grades, extract_answer)
     summary["wall_time_s"] = round(time.time() - start, 1)
     if output_dir is not None:
-        from curricula.files import atomic_write_json
+        from curricula.data.files import atomic_write_json
 
         atomic_write_json(Path(output_dir) / "summary.json", summary)
     return summary
 
 
 def _write_samples(path: Path, rows, outs, grades, extract_answer) -> None:
-    from curricula.files import atomic_write_text
+    from curricula.data.files import atomic_write_text
 
     lines = []
     for row, texts, row_grades in zip(rows, outs, grades, strict=True):

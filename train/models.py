@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from curricula.files import atomic_directory
+from curricula.data.files import atomic_directory, cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +39,6 @@ CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-def cache_root() -> Path:
-    """The project's local cache (`$STAGERL_CACHE`, default `~/.cache/stagerl`)."""
-    return Path(os.environ.get("STAGERL_CACHE") or Path.home() / ".cache" / "stagerl")
 
 
 def cache_dir() -> Path:

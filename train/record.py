@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from curricula.files import atomic_write_json
+from curricula.data.files import atomic_write_json
 
 
 def code_version() -> dict:
@@ -23,7 +23,15 @@ def code_version() -> dict:
     except (OSError, subprocess.TimeoutExpired):
         git = None
     libs = ("stagerl", "trl", "transformers", "accelerate", "deepspeed", "torch", "datasets", "math-verify")
-    return {"git": git, **{lib: version(lib) for lib in libs}}
+    return {"git": git, **{lib: _installed(lib) for lib in libs}}
+
+
+def _installed(lib: str) -> str | None:
+    """A library's version, or None when it is not installed (`train/grpo.py` runs as a plain script too)."""
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return None
 
 
 def reward_summary(log_history: list[dict], frac: float = 0.2) -> dict:

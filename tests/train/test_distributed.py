@@ -200,8 +200,8 @@ def test_smoke_curriculum_under_zero3_exports_a_loadable_model(tmp_path):
     stages = json.loads((run_dir / "curriculum.json").read_text())["stages"]
     assert len(stages) >= 2 and all(s["status"] == "done" for s in stages), stages
     second = (run_dir / stages[1]["dir"] / "train.log").read_text()
-    assert f"--model_name_or_path {stages[0]['checkpoint']}" in second  # the stage boundary
-    final = Path(stages[-1]["checkpoint"])
+    assert f"--model_name_or_path {run_dir / stages[0]['checkpoint']}" in second  # the stage boundary
+    final = run_dir / stages[-1]["checkpoint"]
     model = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
     expected = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(final))
     assert {k: v.shape for k, v in model.state_dict().items()} == {
@@ -258,3 +258,37 @@ def test_slurm_script_refuses_a_missing_accelerate_config():
         text=True,
     )
     assert proc.returncode == 2 and "ACCELERATE_CONFIG=nope.yaml" in proc.stderr
+
+
+@pytest.mark.slow
+def test_no_worker_outlives_a_killed_runner(tmp_path):
+    """The runner alone is SIGKILLed while a 2-process stage stalls at step 3: its launcher and both workers
+    (each in a session of its own under torchrun) must die with it."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "configs/curricula/smoke.yaml").read_text())
+    spec["defaults"].update(reward_funcs=["tests.helpers.stall.stalling_length_reward"], max_steps=4)
+    curriculum = tmp_path / "stall.yaml"
+    curriculum.write_text(yaml.safe_dump(spec))
+    stall_dir = tmp_path / "stalled-pids"
+    env = {
+        **os.environ,
+        STALL_AT_ENV: "3",
+        STALL_DIR_ENV: str(stall_dir),
+        "MAIN_PROCESS_PORT": str(free_port()),
+    }
+    cmd = ["./launch.sh", str(curriculum), "--output_dir", str(tmp_path / "run"),
+           "--accelerate-config", "configs/accelerate/ddp.yaml", "--num-processes", "2"]  # fmt: skip
+    runner = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    while len(list(stall_dir.glob("*"))) < 2:
+        assert runner.poll() is None and time.monotonic() < deadline, "the stage never stalled"
+        time.sleep(0.2)
+    workers = [int(p.name) for p in stall_dir.iterdir()]
+    runner.kill()  # the runner only, not its process group
+    runner.wait()
+    deadline = time.monotonic() + 15
+    while any(_proc_state(pid) != "Z" for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_proc_state(pid) == "Z" for pid in workers), "a worker outlived the runner"

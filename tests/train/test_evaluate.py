@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from train.benchmarks import BENCHMARKS, load_benchmark
+from curricula.data.benchmarks import BENCHMARKS, load_benchmark
 from train.evaluate import evaluate, ks_for, main, pass_at_k, score
 
 # ---------------------------------------------------------------- pass@k and avg@K

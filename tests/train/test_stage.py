@@ -21,12 +21,13 @@ TINY_STAGE = [
 ]  # fmt: skip
 
 
-def run_stage(output_dir, *extra):
+def run_stage(output_dir, *extra, failpoint=None, expect_rc=0):
     cmd = [sys.executable, "train/grpo.py", *TINY_STAGE, "--output_dir", str(output_dir), *extra]
-    proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if failpoint:
+        env["STAGERL_FAILPOINT"] = failpoint
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == expect_rc, proc.stderr[-3000:]
     return proc
 
 
@@ -87,3 +88,76 @@ def test_resume_mid_stage_matches_uninterrupted(tmp_path):
     # Per-problem counts carried across the resume: the same totals as the uninterrupted run.
     read = lambda d: sorted(json.loads(line)["attempts"] for line in (d / "problems.jsonl").open())  # noqa: E731
     assert read(tmp_path / "full") == read(interrupted)
+
+
+# --- crash windows: each test stops the stage exactly inside one (a failpoint SIGKILLs it there), resumes it
+# as the runner does (`--resume_from_checkpoint latest`), and compares with an uninterrupted run.
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("uninterrupted") / "stage"
+    run_stage(out)
+    return out
+
+
+def assert_same_stage(a: Path, b: Path) -> None:
+    wa, wb = weights(a / "final"), weights(b / "final")
+    assert wa.keys() == wb.keys() and all(wa[k].equal(wb[k]) for k in wa)
+    ra, rb = (json.loads((d / "stage.json").read_text()) for d in (a, b))
+    assert ra["steps"] == rb["steps"] and ra["reward_history"] == rb["reward_history"]
+    assert (a / "problems.jsonl").read_text() == (b / "problems.jsonl").read_text()
+
+
+@pytest.mark.parametrize(
+    "failpoint,extra",
+    [
+        ("checkpoint-before-marker@2", []),  # checkpoint-4 holds the stage's state but is not complete
+        ("rotate-unmarked", ["--save_total_limit", "1"]),  # checkpoint-2 unmarked, not yet deleted
+        ("stage-before-export", []),  # trained to the end, nothing exported
+        ("export-swap", []),  # the export saved beside final/, not yet renamed
+        ("stage-before-record", []),  # exported, no stage.json
+    ],
+)
+def test_killed_inside_a_crash_window_then_resumed_matches_uninterrupted(
+    tmp_path, uninterrupted, failpoint, extra
+):
+    stage = tmp_path / "stage"
+    run_stage(stage, *extra, failpoint=failpoint, expect_rc=-9)
+    assert not (stage / "stage.json").exists()
+    assert last_complete(stage) is not None  # a kill at any instant leaves a complete checkpoint
+    resumed = run_stage(stage, *extra, "--resume_from_checkpoint", "latest")
+    assert_same_stage(uninterrupted, stage)
+    if failpoint != "checkpoint-before-marker@2":  # the others resume the last checkpoint: no step more
+        assert "the end of the stage: exporting it" in resumed.stderr
+        assert json.loads((stage / "stage.json").read_text())["resumed_from"] == "checkpoint-4"
+
+
+def last_complete(stage: Path):
+    from train.callbacks import last_complete_checkpoint
+
+    return last_complete_checkpoint(stage)
+
+
+def test_finished_stage_run_again_with_latest_trains_nothing(tmp_path, uninterrupted):
+    stage = tmp_path / "stage"
+    shutil.copytree(uninterrupted, stage)
+    before = (stage / "stage.json").read_text()
+    proc = run_stage(stage, "--resume_from_checkpoint", "latest")
+    assert "Stage already finished" in proc.stderr
+    assert (stage / "stage.json").read_text() == before
+    assert_same_stage(uninterrupted, stage)
+
+
+def test_early_advance_survives_a_kill_before_the_export(tmp_path):
+    """The stage advances early at step 2 (any length reward beats the threshold); killed before its export,
+    the resumed stage must not train a third step."""
+    early = ["--advance_reward_threshold", "0.0", "--advance_window", "1", "--advance_min_steps", "2"]
+    run_stage(tmp_path / "straight", *early)
+    straight = json.loads((tmp_path / "straight" / "stage.json").read_text())
+    assert straight["steps"] == 2 and straight["advanced_early"].endswith("at step 2")
+    run_stage(tmp_path / "killed", *early, failpoint="stage-before-export", expect_rc=-9)
+    run_stage(tmp_path / "killed", *early, "--resume_from_checkpoint", "latest")
+    resumed = json.loads((tmp_path / "killed" / "stage.json").read_text())
+    assert resumed["steps"] == 2 and resumed["advanced_early"] == straight["advanced_early"]
+    assert_same_stage(tmp_path / "straight", tmp_path / "killed")

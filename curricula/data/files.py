@@ -1,17 +1,56 @@
-"""Crash-safe file writes: every record the project writes goes to a temporary name first, then is renamed.
+"""Crash safety: atomic writes, failpoints that stop a process inside a crash window, and dying with a parent.
 
-A rename within one directory is atomic on POSIX, so a reader (or a resumed run after `kill -9`) sees either
-the old file or the new one, never half of one.
+Every record the project writes goes to a temporary name first, then is renamed. A rename within one
+directory is atomic on POSIX, so a reader (or a resumed run after `kill -9`) sees either the old file or the
+new one, never half of one.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+FAILPOINT_ENV = "STAGERL_FAILPOINT"
+DIE_WITH_PARENT_ENV = "STAGERL_DIE_WITH_PARENT"
+
+
+_failpoint_hits: dict[str, int] = {}
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process here when `$STAGERL_FAILPOINT` is `name` (or `name@N`: at its N-th passage).
+
+    How tests stop a run exactly inside a crash window (between two writes that must both happen) and then
+    check that the resumed run is right. Costs one dictionary lookup when unset.
+    """
+    wanted, _, nth = os.environ.get(FAILPOINT_ENV, "").partition("@")
+    if wanted == name:
+        _failpoint_hits[name] = _failpoint_hits.get(name, 0) + 1
+        if _failpoint_hits[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (PR_SET_PDEATHSIG).
+
+    A launched stage must not outlive a killed runner (two trainers would write one stage directory), nor a
+    distributed worker its launcher. Each process asks for itself, since the setting is not inherited.
+    """
+    parent = os.getppid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the call above took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def cache_root() -> Path:
+    """The project's local cache (`$STAGERL_CACHE`, default `~/.cache/stagerl`): built models, field lists."""
+    return Path(os.environ.get("STAGERL_CACHE") or Path.home() / ".cache" / "stagerl")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

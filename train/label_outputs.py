@@ -8,9 +8,9 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from curricula.data import AM_LEVEL_FILE, AM_LEVELS
-from curricula.files import atomic_path, atomic_write_text
-from curricula.levels import ROLES
+from curricula.data.files import atomic_path, atomic_write_text
+from curricula.data.levels import ROLES
+from curricula.data.sources import AM_LEVEL_FILE, AM_LEVELS
 
 
 def write_levels(out_dir: Path, rows: list[dict], extra: list[str]) -> None:

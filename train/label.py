@@ -1,6 +1,6 @@
 """Difficulty labelling: level-1/2/3 datasets from any problem set, from reference-model pass rates.
 
-    python -m curricula.label --input problems.jsonl \\
+    python -m train.label --input problems.jsonl \\
         --models SMALL,MEDIUM,LARGE --samples 8 --output data/labelled
     # then, as curriculum data: data: ["data/labelled:1"] ... ["data/labelled:3"]
 
@@ -10,7 +10,7 @@ Samples are graded with `rewards.grade`; an ungradable gold answer counts as no 
 appended per batch of problems to `DIR/results.jsonl` (`{"id", "model", "successes", "samples"}`, fsynced);
 a rerun with the same `--output` skips every `(id, model)` already there, so a killed run continues. A
 model given for two roles is sampled once and its pass rate reused. `--pass-rates FILE` pre-loads known
-pass rates (formats: `curricula.levels.parse_record`; a record without `model`, such as the shared
+pass rates (formats: `curricula.data.levels.parse_record`; a record without `model`, such as the shared
 `difficulty` signals, counts as the SMALL model) and only what is still needed is generated;
 `--no-generate` never generates (problems whose level needs an unknown rate are discarded as `missing_*`).
 
@@ -19,7 +19,7 @@ directory from training's per-problem statistics (solved every time: one level d
 never solved: one level up; partial or too few attempts: unchanged), for use between stages.
 
 Outputs in DIR: `math_difficulty_level_{1,2,3}.parquet` (the AM-Math-Difficulty-RL layout: question, answer,
-id, level, pass rates; loaded by `curricula.data` as `DIR:LEVEL`), `pass_rates.csv` (every problem, its
+id, level, pass rates; loaded by `curricula.data.sources` as `DIR:LEVEL`), `pass_rates.csv` (every problem, its
 level, 0 = discarded, and why), `histogram.png`, `summary.json`.
 """
 
@@ -38,18 +38,25 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from curricula.data import (
+from curricula.data.files import atomic_write_json
+from curricula.data.levels import (
+    ROLES,
+    LevelRules,
+    adaptive_level,
+    assign_level,
+    needed_role,
+    rate,
+    read_records,
+)
+from curricula.data.prompts import R1_INSTRUCTION, chat_prompt
+from curricula.data.sources import (
     AM_LEVEL_FILE,
     AM_LEVELS,
     ANSWER_COLUMNS,
     QUESTION_COLUMNS,
-    R1_INSTRUCTION,
-    chat_prompt,
     pick_column,
 )
-from curricula.files import atomic_write_json
-from curricula.label_outputs import plot_histogram, summarize, write_levels, write_table
-from curricula.levels import ROLES, LevelRules, adaptive_level, assign_level, needed_role, rate, read_records
+from train.label_outputs import plot_histogram, summarize, write_levels, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +64,7 @@ RESULTS_FILE = "results.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m curricula.label", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m train.label", description=__doc__.split("\n")[0])
     p.add_argument(
         "--input", required=True, help="problems: .jsonl, .parquet, hub id; adaptive: a labelled DIR"
     )

@@ -2,8 +2,8 @@
 
 Launch:
 
-    python -m curricula.decontaminate --data math-levels:1 math-levels:2 a-m-team/AM-Math-Difficulty-RL:1
-    python -m curricula.decontaminate --data train.jsonl --benchmarks math500,aime24 --ngram 8 --show 5
+    python -m curricula.data.decontaminate --data math-levels:1 math-levels:2 a-m-team/AM-Math-Difficulty-RL:1
+    python -m curricula.data.decontaminate --data train.jsonl --benchmarks math500,aime24 --ngram 8 --show 5
 
 Choices, and why:
 - Word n-grams (default 13, as in GPT-3's decontamination) over a normalised text: lower
@@ -21,9 +21,9 @@ Choices, and why:
   "Compute $\\dbinom{31}{28}$.") matches any training text that contains it word for word; a short training
   text inside a long benchmark problem is not caught (lower `--ngram` to be stricter).
 - Training text: a `problem`/`question`-like column when the rows have one (raw problem text), otherwise
-  the user messages of the chat `prompt` column (rows from `curricula.data`). The instruction the prompt
+  the user messages of the chat `prompt` column (rows from `curricula.data.sources`). The instruction the prompt
   template adds never occurs in a benchmark problem, so n-grams that span it cannot match.
-- Benchmarks are `train.benchmarks` (shipped files, or jsonl paths); their `problem` field is compared.
+- Benchmarks are `curricula.data.benchmarks` (shipped files, or jsonl paths); their `problem` field is compared.
 """
 
 from __future__ import annotations
@@ -100,13 +100,13 @@ class BenchmarkIndex:
         """Index benchmark problems.
 
         Args:
-            benchmarks: shipped benchmark names or jsonl paths (see `train.benchmarks`).
+            benchmarks: shipped benchmark names or jsonl paths (see `curricula.data.benchmarks`).
             ngram: n of the word n-grams.
             min_overlap: a training text matches a benchmark problem when it shares more than this fraction
                 of the problem's distinctive (non-boilerplate) n-grams (0 = any shared n-gram; 0.5 = most of
                 the problem).
         """
-        from train.benchmarks import benchmark_name, load_benchmark
+        from curricula.data.benchmarks import benchmark_name, load_benchmark
 
         if not 0 <= min_overlap < 1:
             raise ValueError(f"min_overlap={min_overlap}: must be in [0, 1)")
@@ -193,7 +193,7 @@ def filter_contaminated(
     """Drop training rows that share a word n-gram with any benchmark problem.
 
     Args:
-        dataset: a `datasets.Dataset` or a list of row dicts (rows from `curricula.data`, or any rows with a
+        dataset: a `datasets.Dataset` or a list of row dicts (rows from `curricula.data.sources`, or any rows with a
             problem column).
         benchmarks: benchmark names or jsonl paths (default: all shipped ones).
         ngram: n of the word n-grams (default 13).
@@ -204,7 +204,7 @@ def filter_contaminated(
     Returns:
         `(dataset, removed_count)`, the dataset of the same type as given, in the same order.
     """
-    from train.benchmarks import DEFAULT_BENCHMARKS
+    from curricula.data.benchmarks import DEFAULT_BENCHMARKS
 
     benchmarks = list(benchmarks or DEFAULT_BENCHMARKS)
     index = BenchmarkIndex(benchmarks, ngram, min_overlap)
@@ -224,9 +224,11 @@ def filter_contaminated(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from train.benchmarks import DEFAULT_BENCHMARKS
+    from curricula.data.benchmarks import DEFAULT_BENCHMARKS
 
-    p = argparse.ArgumentParser(prog="python -m curricula.decontaminate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m curricula.data.decontaminate", description=__doc__.split("\n")[0]
+    )
     p.add_argument(
         "--data", nargs="+", required=True, help="data components SOURCE[:LEVEL] (see curricula.data)"
     )
@@ -251,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     """Report overlaps per data component; returns `{spec: {"rows", "contaminated", "matches"}}`."""
-    from curricula.data import DataComponent, load_component
+    from curricula.data.sources import DataComponent, load_component
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -6,9 +6,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from curricula import label
-from curricula.data import load_stage_data
-from curricula.levels import (
+from curricula.data.levels import (
     LevelRules,
     adaptive_level,
     assign_level,
@@ -18,6 +16,8 @@ from curricula.levels import (
     read_records,
     retained,
 )
+from curricula.data.sources import load_stage_data
+from train import label
 
 # ---------------------------------------------------------------- the rules on hand-made pass-rate tables
 

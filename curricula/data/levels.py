@@ -18,7 +18,7 @@ The paper's level-2 clause "or both partial" (small and medium partial) is there
 since level 1 claims every problem where small is partial; `both_partial_level=2` sends those problems to
 level 2 instead (small partial, medium solves all stays level 1). The roles are evaluated lazily: medium
 is only needed when small fails (or, with `both_partial_level=2`, is partial), large only when small and
-medium both fail, which is what lets `curricula.label` skip the larger models where the rules allow.
+medium both fail, which is what lets `train.label` skip the larger models where the rules allow.
 
 The seeded choice hashes `(seed, problem id)`, so it does not depend on row order, `--limit` or a resume.
 
@@ -221,7 +221,7 @@ def parse_record(row: dict, default_model: str | None = None) -> tuple[str, str,
     """Read one pass-rate record as `(id, model, successes, samples)`.
 
     Accepted forms (one JSON object per line):
-    `{"id", "model", "successes", "samples"}` (what `curricula.label` writes), `{"id", "model", "pass_rate"}`
+    `{"id", "model", "successes", "samples"}` (what `train.label` writes), `{"id", "model", "pass_rate"}`
     (counted as one sample), `{"id", "attempts", "successes"}` (training's `problems.jsonl`) and
     `{"id", "difficulty"[, "sample_n"]}` (the shared difficulty signals). A record without `model` is
     attributed to `default_model`.

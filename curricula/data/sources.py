@@ -5,7 +5,7 @@ A stage's data is a list of components `SOURCE[:LEVEL][@WEIGHT]`, mixed by weigh
 - `a-m-team/AM-Math-Difficulty-RL:2` — the paper's data on the hub, one parquet per level
   (`math_difficulty_level_{1,2,3}.parquet`, loaded with `datasets` and `data_files`). Any other hub id or a
   local directory in the same layout works too.
-- `math-levels:1` — the shipped Hendrycks MATH train sample, levels 1-5 (`curricula/datasets/`).
+- `math-levels:1` — the shipped Hendrycks MATH train sample, levels 1-5 (`curricula/data/datasets/`).
 - `arithmetic:1` — generated additions, levels 1-3 (`curricula/arithmetic.py`).
 - `path/to/file.jsonl` or `.parquet` — local rows; `:LEVEL` filters on a `level` column.
 
@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from curricula.data.prompts import R1_INSTRUCTION, chat_prompt
+
 logger = logging.getLogger(__name__)
 
 AM_MATH = "a-m-team/AM-Math-Difficulty-RL"
@@ -31,8 +33,6 @@ BUILTIN_LEVELS = {"arithmetic": (1, 2, 3), "math-levels": (1, 2, 3, 4, 5)}
 
 QUESTION_COLUMNS = ("question", "problem", "prompt", "query", "input")
 ANSWER_COLUMNS = ("answer", "ground_truth", "solution", "gold", "target", "final_answer")
-
-R1_INSTRUCTION = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 _COMPONENT = re.compile(r"^(?P<source>.+?)(?::(?P<level>-?\d+))?(?:@(?P<weight>[0-9.eE+-]+))?$")
 
@@ -121,7 +121,7 @@ def _load_raw(component: DataComponent):
     """The component's rows as a `datasets.Dataset`, before column mapping."""
     from datasets import Dataset, load_dataset
 
-    from curricula.arithmetic import arithmetic_rows
+    from curricula.data.arithmetic import arithmetic_rows
 
     source, level = component.source, component.level
     if source == "arithmetic":
@@ -151,20 +151,6 @@ def _load_raw(component: DataComponent):
         raise ValueError(f"data component {component.spec()!r}: {source} has one file per level; add :LEVEL")
     # The same call serves the hub and a local directory in that layout, so tests exercise the hub path.
     return load_dataset(source, data_files=AM_LEVEL_FILE.format(level=level), split="train")
-
-
-def chat_prompt(
-    problem: str, prompt_template: str = R1_INSTRUCTION, system_prompt: str | None = None
-) -> list[dict]:
-    """The chat prompt of one problem: training, evaluation and labelling all ask in this one shape.
-
-    >>> chat_prompt("1+1?", "{problem} Box it.")
-    [{'role': 'user', 'content': '1+1? Box it.'}]
-    """
-    prompt = [{"role": "user", "content": prompt_template.replace("{problem}", problem)}]
-    if system_prompt:
-        prompt.insert(0, {"role": "system", "content": system_prompt})
-    return prompt
 
 
 def load_component(

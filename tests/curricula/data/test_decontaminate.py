@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from curricula.data import R1_INSTRUCTION
-from curricula.decontaminate import (
+from curricula.data.benchmarks import load_benchmark
+from curricula.data.decontaminate import (
     BenchmarkIndex,
     filter_contaminated,
     main,
@@ -16,7 +16,7 @@ from curricula.decontaminate import (
     problem_text,
     words,
 )
-from train.benchmarks import load_benchmark
+from curricula.data.prompts import R1_INSTRUCTION
 
 BENCH = [
     {
@@ -100,7 +100,7 @@ def test_filter_contaminated_list_rows(bench, caplog):
         chat_row("What is 2 + 2? Show that the answer is even and explain.", "unrelated"),
         {"problem": BENCH[2]["problem"], "answer": "37", "id": "copy via problem column"},
     ]
-    with caplog.at_level(logging.INFO, logger="curricula.decontaminate"):
+    with caplog.at_level(logging.INFO, logger="curricula.data.decontaminate"):
         kept, removed = filter_contaminated(rows, benchmarks=[bench])
     assert removed == 4
     assert [r["id"] for r in kept] == ["different short problem", "unrelated"]

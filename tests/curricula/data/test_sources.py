@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from curricula.data import DataComponent, drop_zero_advantage, fingerprint, load_stage_data
+from curricula.data.sources import DataComponent, drop_zero_advantage, fingerprint, load_stage_data
 
 
 def write_am_layout(root, levels=(1, 2, 3), columns=("question", "answer")):
@@ -102,8 +102,8 @@ def test_drop_zero_advantage(tmp_path):
 
 
 def test_stage_decontamination_removes_benchmark_problems(tmp_path):
-    from curricula.decontaminate import filter_contaminated
-    from train.benchmarks import load_benchmark
+    from curricula.data.benchmarks import load_benchmark
+    from curricula.data.decontaminate import filter_contaminated
 
     leaked = load_benchmark("math500")[:3]
     path = tmp_path / "rows.jsonl"
