@@ -5,19 +5,26 @@
 Same 2,000 (completion, gold) pairs for both sides. Baseline: one process, for each pair
 ``verify(parse("$" + gold + "$"), parse(completion))`` (as open-r1's accuracy reward does). Ours:
 ``rewards.grade`` on a warm pool (worker start-up is paid once per training run, and is printed
-separately). Three figures:
+separately). Four figures:
 
 - distinct: 2,000 different problems, no repeated (answer, gold) pair;
 - grpo: 125 prompts x 16 samples whose final answers repeat (as in GRPO groups);
 - pool only: the distinct set with the in-process fast paths turned off (every pair goes to a worker),
-  to show what the process pool alone buys.
+  to show what the process pool alone buys;
+- whole process: the grpo rows as a JSONL file, ``python -m rewards.score`` against a Python process
+  running the baseline loop over the same file, both timed from launch to exit (imports, worker start-up
+  and file I/O included).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,6 +102,37 @@ def ours(comps: list[str], golds: list[str], workers: int, pool_only: bool) -> t
     return elapsed, startup
 
 
+BASELINE_PROCESS = """
+import json, sys
+from math_verify import parse, verify
+for line in open(sys.argv[1]):
+    row = json.loads(line)
+    try:
+        verify(parse("$" + row["answer"] + "$"), parse(row["completion"]))
+    except Exception:
+        pass
+"""
+
+
+def whole_process(comps: list[str], golds: list[str], workers: int) -> tuple[float, float]:
+    """Seconds from launch to exit: (baseline process, ``python -m rewards.score``) on the same rows."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "rows.jsonl"
+        with path.open("w") as f:
+            for c, g in zip(comps, golds, strict=True):
+                f.write(json.dumps({"completion": c, "answer": g}) + "\n")
+        env = {**os.environ, "STAGERL_REWARD_WORKERS": str(workers)}
+        times = []
+        for cmd in (
+            [sys.executable, "-c", BASELINE_PROCESS, str(path)],
+            [sys.executable, "-m", "rewards.score", str(path), "-o", os.devnull],
+        ):
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+    return times[0], times[1]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=2000)
@@ -113,6 +151,12 @@ def main(argv: list[str] | None = None) -> None:
             f"{label:10s} sequential math-verify {len(comps) / base:7.1f} pairs/s | ours {len(comps) / t:8.1f} pairs/s"
             f" | ratio {base / t:5.2f}x  (worker start-up {startup:.1f}s, once)"
         )
+    comps, golds = make_pairs(args.n, grpo=True)
+    base, t = whole_process(comps, golds, args.workers)
+    print(
+        f"{'whole proc':10s} sequential math-verify {len(comps) / base:7.1f} pairs/s | ours {len(comps) / t:8.1f} pairs/s"
+        f" | ratio {base / t:5.2f}x  (grpo rows, launch to exit)"
+    )
 
 
 if __name__ == "__main__":

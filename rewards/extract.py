@@ -1,21 +1,28 @@
 """Find the final answer of a math solution, as a short LaTeX string.
 
-Pure Python (regexes and a linear brace scanner, no sympy), so it is cheap enough to run in the trainer
-process before anything is sent to the grading pool, and its output is the cache key of the pool.
+Pure Python (regexes and linear scanners, no sympy), so it is cheap enough to run in the trainer
+process before anything is sent to the grading pool. Whether two spellings are the same answer is left
+to the pool when it needs sympy: extraction only reports the candidates.
 
-Rules, in order:
+Rules, in order (each was written against what real model solutions do, see tests/rewards/):
 
-1. R1-style output: when ``</think>`` is present only the text after the last one counts (a model tries
-   candidate answers while thinking; only what it commits to afterwards is its answer).
-2. The last ``\\boxed{}`` / ``\\fbox{}``. Boxes that sit side by side ("\\boxed{3} and \\boxed{5}") form
-   one multi-part answer. Boxes elsewhere that disagree with it are a hedge: no answer.
-3. Without a box: "final answer is X", "the answer is X", "Answer: X", "#### X" (several that disagree
-   are a hedge), then, on the last line, a displayed formula, a bold ``**X**``, the last side of an
-   equation ("= 34 hours") or the last number.
-4. Clean-up: strip ``$``, bold, trailing punctuation, units and currency after a number; map unicode
-   (``√3``, ``π``, ``−``, ``≤``); reduce an equation chain to its last side ("5 + 77 = 122" -> "122",
-   "x = 5 and x = -2" -> "5, -2"); turn a one-variable inequality into an interval ("k < -5" ->
-   "(-\\infty, -5)").
+1. Thinking: only the text after the last ``</think>`` counts (a model tries candidate answers while
+   thinking). A ``<think>`` that is never closed means the model never finished: no answer.
+2. Boxes: empty boxes are ignored (they restate the instruction: "putting the answer within
+   \\boxed{}, we get ..."). The last box is the answer; boxes side by side ("\\(\\boxed{3}\\) and
+   \\(\\boxed{5}\\)") form one multi-part answer, whatever math delimiters wrap them.
+3. Without a box: "final answer is X", "the answer is X", "Answer: X", "#### X". When X is a sentence
+   ("Verna received $7.00 in change"), the math inside it is the answer.
+4. Fallback: a bold value on the last line; else a displayed formula announced by a conclusion
+   ("Thus, the function is: \\[f(x) = 1 - x\\]") and followed by at most two sentences of commentary;
+   else the last sentence or displayed formula that holds any math, stepping back over prose without
+   math ("This completes the proof."). From a sentence: its last formula or number (a bare name such
+   as \\(n\\) names the quantity and is passed over), or the last side of an equation written without
+   math delimiters.
+
+A hedge is two or more final answers that are not the same answer: every box, or every answer phrase,
+is a final answer. Spellings of one number ("\\boxed{11/36}" ... "\\boxed{\\frac{11}{36}}") are decided
+here; anything needing sympy is returned in ``others`` and decided by equivalence in the pool.
 
 Completions are untrusted: only the tail of long texts is scanned, answers longer than
 ``MAX_ANSWER_CHARS`` or nested deeper than ``MAX_DEPTH`` are rejected, and invalid UTF-8 is replaced.
@@ -26,65 +33,54 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rewards.clean import arity, clean_answer, spelling_key, unicode_math
+from rewards.rules import same_answer
+
 # Final answers sit at the end; scanning only the tail keeps a 1 MB completion as cheap as a short one.
 TAIL_CHARS = 8_000
 # Longer "answers" are rambling or adversarial; real final answers (even matrices) are far shorter.
 MAX_ANSWER_CHARS = 400
 # Deeper brace nesting is adversarial and would blow up the LaTeX parser's recursion.
 MAX_DEPTH = 40
-
-_UNICODE = {
-    "\u2212": "-",  # minus sign
-    "\u2013": "-",
-    "\u00d7": r"\times ",
-    "\u22c5": r"\cdot ",
-    "\u00b7": r"\cdot ",
-    "\u00f7": r"\div ",
-    "\u03c0": r"\pi",
-    "\u221e": r"\infty",
-    "\u2264": r"\le ",
-    "\u2265": r"\ge ",
-    "\u2260": r"\ne ",
-    "\u00b0": r"^\circ ",
-    "\u00bd": r"\frac{1}{2}",
-    "\u00bc": r"\frac{1}{4}",
-    "\u00be": r"\frac{3}{4}",
-    "\u00b2": "^2",
-    "\u00b3": "^3",
-    "\u222a": r"\cup ",
-    "\u2229": r"\cap ",
-    "\u00b1": r"\pm ",
-    "\u2205": r"\emptyset ",
-}
-_SQRT_UNICODE = re.compile(r"\u221a\s*(\{[^{}]*\}|\([^()]*\)|\d+(?:\.\d+)?|[A-Za-z])")
+# The fallback steps back over at most this many trailing sentences without math.
+MAX_SKIPPED_SENTENCES = 4
+# A formula announced by a conclusion ("Thus, the answer is: \[...\]") may be followed by this many
+# sentences of commentary and still be the answer.
+MAX_AFTER_CONCLUSION = 2
 
 _BOX_CMD = re.compile(r"\\(?:boxed|fbox)\s*")
-_BOX_JOIN = re.compile(r"^\s*\$?\s*(?:,|;|&|\band\b|\\text\{\s*(?:and|,)\s*\}|\\quad|\\qquad)\s*\$?\s*$")
+# A box with nothing visible in it ("\boxed{}", "\boxed{\phantom{2}}"), with its math delimiters.
+_EMPTY = r"\\(?:boxed|fbox)\s*\{\s*(?:\\phantom\{[^{}]*\}\s*)?\}"
+_EMPTY_BOX = re.compile(rf"\\\(\s*{_EMPTY}\s*\\\)|\$\s*{_EMPTY}\s*\$|{_EMPTY}")
+# What may sit between boxes that form one answer: math delimiters, commas, "and", alignment.
+_BOX_GAP = re.compile(
+    r"(?:\s+|\$|\\\(|\\\)|\\\[|\\\]|,|;|&|\\\\|\\q?quad|\\text\{\s*(?:and|,)?\s*\}|\band\b)*"
+)
 _ANSWER_PHRASE = re.compile(
     r"\banswer\b\s*(?:\*\*)?\s*(?:is\b|:|=)\s*:?\s*(?:\*\*)?\s*:?[ \t]*", re.IGNORECASE
 )
 _HASHES = re.compile(r"^\s*####\s*(?P<ans>[^\n]+)", re.MULTILINE)
-_DISPLAY = re.compile(r"(?:\$\$(?P<a>(?:\\\$|[^$])+)\$\$|\\\[(?P<b>.+?)\\\])\s*\.?\s*$", re.DOTALL)
-_BOLD = re.compile(r"\*\*(?P<ans>[^*\n]+)\*\*")
-_INLINE_MATH = re.compile(r"\$(?P<a>[^$\n]+)\$|\\\((?P<b>.+?)\\\)")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?%?|-?\.\d+")
-# A sentence ends at a period followed by a space or the end (not the point of "3.5").
-_SENTENCE_END = re.compile(r"(?<!\\)\.(?=\s|$)")
-
-_NUMERIC_HEAD = r"-?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\d?frac\{\d+\}\{\d+\})"
-_UNIT_TAIL = re.compile(
-    r"^(?P<num>" + _NUMERIC_HEAD + r")\s*(?:\\,|\\;|\\ |~)?\s*"
-    r"(?:\\(?:text|mbox|mathrm|textbf)\{[^{}]*\}(?:\^\d)?|(?<=\s)[A-Za-z]{2,}[A-Za-z .]*?(?:\^\d)?)\s*$"
+_DISPLAY = re.compile(r"\\\[(?P<a>.*?)\\\]|\$\$(?P<b>.*?)\$\$", re.DOTALL)
+_DISPLAY_START = re.compile(r"\s*(?:\\\[(?P<a>.*?)\\\]|\$\$(?P<b>.*?)\$\$)", re.DOTALL)
+# Inline math: \( \), or $ $ by the markdown rule (no space inside either dollar), so that the
+# currency in "pay $30 now and $60 later" is not read as math.
+_INLINE = re.compile(r"\\\((?P<b>.+?)\\\)|\$(?!\s)(?P<a>[^$\n]+?)(?<![\s\\])\$(?!\d)")
+_BOLD = re.compile(r"\*\*(?P<ans>[^*\n]+)\*\*(?!\s*:)")
+# Math written without delimiters: a LaTeX word ("2\sqrt{5}", "4\pi") or a number ("2,280", "$7.00",
+# "37.5%", "3/4"); not the digits of a word, exponent or subscript ("3rd", "x^2", "a_1").
+_PLAIN_MATH = re.compile(
+    r"(?<![\w.^_{\\])(?:-?(?:\d+(?:\.\d+)?)?(?:\\(?:sqrt|d?frac)(?:\{[^{}]*\}|\d)+|\\pi|\\infty)"
+    r"|(?:\\?\$\s?)?-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?(?:\\?%)?(?!\w))"
 )
-_CURRENCY = re.compile(r"\\\$|\$|\\text\{\s*\\\$\s*\}|USD|€|£")
-_TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\{(?P<inner>[^{}]*)\}$")
-_REL = r"(?:<=|>=|<|>|\\leq?|\\geq?|\\lt|\\gt|\\leqslant|\\geqslant)"
-_INEQ_ONE = re.compile(r"^(?P<var>[a-zA-Z])\s*(?P<op>" + _REL + r")\s*(?P<val>[^<>=]+)$")
-_INEQ_ONE_REV = re.compile(r"^(?P<val>[^<>=]+?)\s*(?P<op>" + _REL + r")\s*(?P<var>[a-zA-Z])$")
-_INEQ_TWO = re.compile(
-    r"^(?P<lo>[^<>=]+?)\s*(?P<op1>" + _REL + r")\s*(?P<var>[a-zA-Z])\s*"
-    r"(?P<op2>" + _REL + r")\s*(?P<hi>[^<>=]+)$"
+_CONCLUSION = re.compile(
+    r"\b(?:therefore|thus|hence|so|finally|in conclusion|in summary)\b[^.]*:\s*$", re.IGNORECASE
 )
+_PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}\b")
+# A bare quantity name ("n", "x_1", "A_{10}", "f(x)"): what is asked, not what was found.
+_NAME = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z, ]*\))?\s*$")
+_MULTI_JOIN = re.compile(r"\s*(?:,|and|or|,\s*and|,\s*or)\s*")
+_EQ = re.compile(r"(?<![<>!\\])=(?!=)")
+_SENTENCE_END = re.compile(r"\n|[.!?](?=\s|$)")
 
 
 @dataclass(frozen=True)
@@ -95,12 +91,22 @@ class Extraction:
         answer: cleaned answer (last side of an equation, inequality as interval); None if none or hedged.
         raw: cleaned answer before equation/inequality rewriting (used when the gold is itself an
             equation or inequality); None when ``answer`` is None.
-        hedged: True when the completion commits to several different final answers.
+        hedged: True when the completion commits to several answers that are plainly different.
+        kind: where the answer came from: "box", "phrase" (an answer phrase whose sentence ended), or
+            "fallback" (anything else, including a phrase that runs into the end of the text: on a
+            truncated completion that is what the model was still writing); None without an answer.
+        others: the other final answers (cleaned like ``answer``) that extraction could not tell apart
+            from ``answer`` without sympy; the completion hedges unless each is equivalent to it.
+        parts: every non-empty box, in order, one part each, when there are several (a multi-part
+            question answered part by part in separate boxes); empty otherwise.
     """
 
     answer: str | None
     raw: str | None = None
     hedged: bool = False
+    kind: str | None = None
+    others: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
 
 
 def to_text(completion: object) -> str:
@@ -137,15 +143,6 @@ def to_text(completion: object) -> str:
     return completion.encode("utf-8", errors="replace").decode("utf-8")
 
 
-def _unicode(s: str) -> str:
-    """Unicode math ("√3", "4π", "−2", "≤") as LaTeX."""
-    if s.isascii():
-        return s
-    for k, v in _UNICODE.items():
-        s = s.replace(k, v)
-    return _SQRT_UNICODE.sub(lambda m: r"\sqrt{" + m.group(1).strip("{}()") + "}", s)
-
-
 def _brace_group(text: str, start: int) -> tuple[str, int] | None:
     """Content of the balanced ``{...}`` opening at ``text[start]`` and the index after it."""
     depth = 0
@@ -164,10 +161,20 @@ def _brace_group(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
-def _boxes(text: str) -> list[tuple[str | None, int, int]]:
-    """All boxes as (content or None when malformed, start, end)."""
-    out = []
+def find_boxes(text: str) -> list[tuple[str | None, int, int]]:
+    """All ``\\boxed{}`` / ``\\fbox{}`` of a text.
+
+    Args:
+        text: the text to scan.
+
+    Returns:
+        ``(content, start, end)`` per outermost box, in order; ``content`` is None when the box never
+        closes.
+    """
+    out: list[tuple[str | None, int, int]] = []
     for m in _BOX_CMD.finditer(text):
+        if out and m.start() < out[-1][2]:  # a box inside a box is part of the outer one's answer
+            continue
         pos = m.end()
         if pos < len(text) and text[pos] == "{":
             group = _brace_group(text, pos)
@@ -182,191 +189,216 @@ def _boxes(text: str) -> list[tuple[str | None, int, int]]:
     return out
 
 
-def _key(answer: str) -> str:
-    """A spelling-insensitive form, to tell whether two final answers differ."""
-    s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|:| )", "", answer)
-    s = s.replace("dfrac", "frac").replace("tfrac", "frac")
-    return re.sub(r"\s+", "", s).rstrip(".").lower()
+def _answer_region(text: str, think_open: bool) -> str | None:
+    """The text the final answer may come from; None while the model is still thinking."""
+    opened = think_open or "<think>" in text
+    if "</think>" in text:
+        after = text.rsplit("</think>", 1)[1]
+        return None if "<think>" in after else after
+    return None if opened else text
 
 
-def _split_top(s: str, seps: re.Pattern) -> list[str]:
-    """Split on a separator pattern only outside braces/brackets/parentheses."""
-    parts, depth, last = [], 0, 0
-    i = 0
-    while i < len(s):
-        ch = s[i]
-        if ch in "{([":
-            depth += 1
-        elif ch in "})]":
-            depth -= 1
-        elif depth == 0:
-            m = seps.match(s, i)
-            if m and m.end() > i:
-                parts.append(s[last:i])
-                last = i = m.end()
-                continue
-        i += 1
-    parts.append(s[last:])
-    return parts
+def _mask_inline(text: str) -> str:
+    """``text`` with its inline formulas blanked out (same length), to find what lies outside them.
 
-
-_LIST_SEPS = re.compile(r"\s*(?:,|;|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b|\\quad|\\qquad)\s*")
-_EQ_SEP = re.compile(r"(?<![<>!\\])=(?!=)")
-
-
-_WORD_SEP = re.compile(r"\\text\{\s*(?:and|or)\s*\}|\b(?:and|or)\b")
-
-
-def _last_sides(s: str) -> str:
-    """Reduce equations to their last side, part by part: "x = 5 and x = -2" -> "5, -2".
-
-    Parts joined by "and"/"or" become a list, so "3 or 4" is a set (which a single gold never equals).
-    Parts without "=" next to parts with one are prose ("Adding, 16 + 18 = 34") and are dropped.
+    The filler is NUL: not a space (a period before a formula does not end a sentence), not a word
+    character (a number next to a formula is still a number).
     """
-    has_eq = bool(_EQ_SEP.search(s))
-    if not has_eq and not _WORD_SEP.search(s):
-        return s
-    parts = [p.strip() for p in _split_top(s, _LIST_SEPS) if p.strip()]
-    if has_eq and not any(_EQ_SEP.search(p) for p in parts[1:]):
-        # "n = 1, 2, 3": one left-hand side for a whole list.
-        parts[0] = _split_top(parts[0], _EQ_SEP)[-1].strip()
-    elif has_eq:
-        parts = [_split_top(p, _EQ_SEP)[-1].strip() for p in parts if _EQ_SEP.search(p)]
-    parts = [_strip_units(p) for p in parts if p]
-    return ", ".join(parts) if parts else s
+    return _INLINE.sub(lambda m: "\0" * len(m.group(0)), text)
 
 
-def _strip_units(s: str) -> str:
-    """ "34 hours", "10\\text{ cm}^2" -> the number. A gold that needs the unit is rare; a solution that
-    adds one is common."""
-    m = _UNIT_TAIL.match(s)
-    return m["num"].strip() if m else s
+def _sentence(text: str) -> tuple[str, bool]:
+    """The text up to the end of its first sentence, and whether a sentence end was found.
 
-
-def _interval(s: str) -> str:
-    """A one-variable inequality as interval notation: "k < -5" -> "(-\\infty, -5)"."""
-    strict = {"<": True, ">": True, r"\lt": True, r"\gt": True}
-
-    def is_lt(op: str) -> bool:
-        return op in ("<", "<=", r"\le", r"\leq", r"\lt", r"\leqslant")
-
-    m = _INEQ_TWO.match(s)
-    if m and is_lt(m["op1"]) and is_lt(m["op2"]):
-        lo = "(" if strict.get(m["op1"], False) else "["
-        hi = ")" if strict.get(m["op2"], False) else "]"
-        return f"{lo}{m['lo'].strip()}, {m['hi'].strip()}{hi}"
-    m = _INEQ_ONE.match(s)
-    rev = False
-    if not m:
-        m = _INEQ_ONE_REV.match(s)
-        rev = True
-    if m:
-        op, val = m["op"], m["val"].strip()
-        below = is_lt(op) != rev  # the variable is below the value
-        closed = not strict.get(op, False)
-        if below:
-            return rf"(-\infty, {val}{']' if closed else ')'}"
-        return rf"{'[' if closed else '('}{val}, \infty)"
-    return s
-
-
-def clean_answer(ans: str) -> tuple[str, str]:
-    """Normalise an extracted answer string.
-
-    Args:
-        ans: the text found in a box or after an answer phrase.
-
-    Returns:
-        ``(answer, raw)``: ``answer`` with equations reduced to their last side and inequalities turned
-        into intervals, ``raw`` without those two rewrites.
-
-    >>> clean_answer("5 + 77 = 122.")
-    ('122', '5 + 77 = 122')
+    A newline, or "." "!" "?" before a space, ends a sentence, except inside inline math ("$3. 5$") and
+    in a number ("3.5").
     """
-    s = _unicode(ans.strip())
-    # Markdown and math delimiters around the answer.
-    for _ in range(3):
-        s = s.strip().strip("*").strip()
-        s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
-        s = re.sub(r"^\$+|\$+$", "", s).strip()
-        s = re.sub(r"[.,;:!]+$", "", s).strip()
-    s = s.replace("$", " ") if s.count("$") % 2 == 0 else s  # "$x=5$ and $x=-2$"
-    s = re.sub(r"\\text\{\s*\}", "", s)
-    s = re.sub(r"\s+", " ", s).strip()
-    s = _CURRENCY.sub("", s).strip() if re.search(r"\d", s) else s
-    s = _strip_units(s)
-    m = _TEXT_WRAP.match(s)
-    if m and re.fullmatch(r"\s*" + _NUMERIC_HEAD + r"\s*", m["inner"]):
-        s = m["inner"].strip()
-    s = s.replace("\\%", "%").replace("%", "\\%")
-    raw = s
-    s = _last_sides(s)
-    s = _interval(s)
-    return s, raw
+    m = _SENTENCE_END.search(_mask_inline(text))
+    return (text[: m.start()], True) if m else (text, False)
 
 
-def _sentence(text: str) -> str:
-    """The text up to the end of its first sentence, ignoring periods inside ``$...$`` ("3.5", "\\ldots")."""
-    in_math = False
-    for i, ch in enumerate(text):
-        if ch == "\n":
-            return text[:i]
-        if ch == "$":
-            in_math = not in_math
-        elif ch == "." and not in_math and (i + 1 == len(text) or text[i + 1].isspace()):
-            return text[:i]
-    return text
+def _formula(m: re.Match) -> str:
+    """The formula inside a match of ``_INLINE``, ``_DISPLAY`` or ``_DISPLAY_START``."""
+    return m.group("a") or m.group("b")
 
 
-def _phrase_answers(tail: str) -> list[str]:
+def _is_prose(s: str) -> bool:
+    """Whether a sentence has words outside its math ("Verna received $7.00", not "34 hours")."""
+    bare = _INLINE.sub(" ", s)
+    bare = re.sub(r"\\[a-zA-Z]+", " ", bare)
+    return len(_PROSE_WORD.findall(bare)) >= 2
+
+
+def _formula_group(s: str, spans: list[re.Match], last: int) -> str:
+    """The formula ``spans[last]`` with the formulas before it joined by "and"/commas ("$x=5$ and $x=-2$")."""
+    group = [spans[last]]
+    for prev in reversed(spans[:last]):
+        if _MULTI_JOIN.fullmatch(s[prev.end() : group[0].start()]):
+            group.insert(0, prev)
+        else:
+            break
+    return ", ".join(_formula(m) for m in group)
+
+
+def _bold_answer(s: str) -> str | None:
+    """The last bold part of ``s`` that is not a label ("**12 tomatoes**", "**west**", not "**Answer:**")."""
+    bold = [m["ans"] for m in _BOLD.finditer(s) if not m["ans"].rstrip().endswith(":")]
+    return bold[-1] if bold else None
+
+
+def _math_in_sentence(s: str) -> str | None:
+    """The answer a sentence states: its bold part, else its last formula or number, else None.
+
+    A formula that is a bare name ("\\(n\\)", "\\(f(x)\\)") is passed over: it names a quantity ("for
+    all \\(x\\) and \\(y\\)"), it does not state one. An equation written without math delimiters
+    ("Time = 8 / 4 = 2 weeks") gives its last side.
+    """
+    bold = _bold_answer(s)
+    if bold:
+        return bold
+    spans = list(_INLINE.finditer(s))
+    masked = _mask_inline(s)
+    eq = [m.end() for m in _EQ.finditer(masked)]
+    if eq and not spans:
+        rhs = s[eq[-1] :]
+        return (_math_in_sentence(rhs) if _is_prose(rhs) else rhs) or rhs
+    # (position, index of an inline formula) and (position, plain number or LaTeX word), in order.
+    items: list[tuple[int, int | str]] = [(m.start(), i) for i, m in enumerate(spans)]
+    items += [(m.start(), m.group(0)) for m in _PLAIN_MATH.finditer(masked)]
+    items.sort(key=lambda it: it[0])
+    items = [it for it in items if not (isinstance(it[1], int) and _NAME.match(_formula(spans[it[1]])))]
+    if not items:
+        return None
+    last = items[-1][1]
+    return _formula_group(s, spans, last) if isinstance(last, int) else last
+
+
+def _phrase_answers(tail: str) -> list[tuple[str, bool]]:
+    """Answers stated by a phrase ("The answer is X", "Answer: X", "#### X"), with whether each ended."""
     found = []
     for m in _ANSWER_PHRASE.finditer(tail):
-        ans = _sentence(tail[m.end() :])
+        rest = tail[m.end() :]
+        ans, ended = _sentence(rest)
+        if not ans.strip():  # "The answer is:" then a displayed formula
+            d = _DISPLAY_START.match(rest)
+            if d:
+                found.append((_formula(d), True))
+            continue
         # "Final Answer: The final answer is $5$": the inner phrase is the one that counts.
-        if ans.strip() and not _ANSWER_PHRASE.search(ans):
-            found.append(ans)
+        if _ANSWER_PHRASE.search(ans):
+            continue
+        if _is_prose(ans):
+            ans = _math_in_sentence(ans) or ans
+        found.append((ans, ended))
     for m in _HASHES.finditer(tail):
-        found.append(m["ans"])
+        found.append((m["ans"], m.end() < len(tail.rstrip())))
     return found
 
 
-def _last_line_answer(tail: str) -> str | None:
-    m = _DISPLAY.search(tail.rstrip())
-    if m:
-        return m.group("a") or m.group("b")
-    lines = [ln for ln in tail.strip().splitlines() if ln.strip()]
-    if not lines:
-        return None
-    line = lines[-1]
-    bold = _BOLD.findall(line)
-    if bold:
-        return bold[-1]
-    sentences = [x for x in _SENTENCE_END.split(line) if x.strip()]
-    last = sentences[-1] if sentences else line
-    math = list(_INLINE_MATH.finditer(last))
-    if math:
-        # "$x = 5$ and $x = -2$": formulas joined only by "and"/"or"/commas are one multi-part answer.
-        group = [math[-1]]
-        for prev in reversed(math[:-1]):
-            if re.fullmatch(r"\s*(?:,|and|or|,\s*and|,\s*or)\s*", last[prev.end() : group[0].start()]):
-                group.insert(0, prev)
-            else:
-                break
-        return ", ".join(m.group("a") or m.group("b") for m in group)
-    if "=" in last:
-        return last
-    # Last resort: the last word that looks like math ("34", "4\\pi", "\\sqrt{3}", "\\$1,250").
-    for word in reversed(last.split()):
-        if re.search(r"\d|\\(?:sqrt|pi|frac|infty)", word):
-            return word.strip(".,;:!?")
+def _segments(text: str) -> list[tuple[str, str]]:
+    """The text as a list of ("display", formula) and ("sentence", text), in order."""
+    out = []
+    last = 0
+    for d in _DISPLAY.finditer(text):
+        out += _sentences(text[last : d.start()])
+        out.append(("display", _formula(d)))
+        last = d.end()
+    out += _sentences(text[last:])
+    return out
+
+
+def _sentences(text: str) -> list[tuple[str, str]]:
+    """Prose as ("sentence", text) segments (see :func:`_sentence` for where a sentence ends)."""
+    masked = _mask_inline(text)
+    out, last = [], 0
+    for m in _SENTENCE_END.finditer(masked):
+        out.append(("sentence", text[last : m.start()]))
+        last = m.end()
+    out.append(("sentence", text[last:]))
+    return [seg for seg in out if seg[1].strip()]
+
+
+def _fallback_answer(tail: str) -> str | None:
+    """The answer of a completion without box or answer phrase (see rule 4 of the module docstring)."""
+    bold = _bold_answer(tail.rstrip().rsplit("\n", 1)[-1])
+    if bold:  # a bold value on the last line is how markdown-style solutions state their result
+        return bold
+    segments = _segments(tail)
+    # "Therefore, the function is: \[f(x) = 1 - x\] This function is injective since ... \(-1\) ...":
+    # a formula announced by a conclusion outranks the commentary after it.
+    for j in range(len(segments) - 1, max(0, len(segments) - 2 - MAX_AFTER_CONCLUSION), -1):
+        kind, seg = segments[j]
+        if kind == "display":
+            if seg.strip() and _CONCLUSION.search(segments[j - 1][1]):
+                return seg
+            break  # a later formula is the next step of the work, not commentary
+    skipped = 0
+    for kind, seg in reversed(segments):
+        ans = seg if kind == "display" else _math_in_sentence(seg)
+        if ans and ans.strip():
+            return ans
+        skipped += 1
+        if skipped > MAX_SKIPPED_SENTENCES:
+            return None
     return None
 
 
-def extract(completion: object) -> Extraction:
+def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extraction:
+    if boxes[-1][0] is None:
+        return Extraction(None)
+    group = [boxes[-1]]
+    for prev in reversed(boxes[:-1]):
+        if prev[0] is not None and _BOX_GAP.fullmatch(tail[prev[2] : group[0][1]]):
+            group.insert(0, prev)
+        else:
+            break
+    final = ", ".join(b[0] for b in group)
+    members = {spelling_key(clean_answer(b[0])[0]) for b in group}
+    # A box that repeats one part of a multi-part answer is not a different answer.
+    others = [
+        b[0]
+        for b in boxes[: len(boxes) - len(group)]
+        if b[0] is not None and (len(group) == 1 or spelling_key(clean_answer(b[0])[0]) not in members)
+    ]
+    parts = _parts([b[0] for b in boxes if b[0] is not None])
+    return _decide([*others, final], "box", parts)
+
+
+def _parts(contents: list[str]) -> tuple[str, ...]:
+    """The different single-part boxes, in order, when there are at least two."""
+    out: list[str] = []
+    for content in contents:
+        part = clean_answer(content)[0]
+        if arity(part) > 1:
+            return ()
+        if not any(same_answer(part, seen) for seen in out):
+            out.append(part)
+    return tuple(out) if len(out) > 1 else ()
+
+
+def _decide(candidates: list[str], kind: str, parts: tuple[str, ...] = ()) -> Extraction:
+    """Clean the candidates; the last is the answer, the others must be the same answer."""
+    cleaned = [clean_answer(c) for c in candidates]
+    answer, raw = cleaned[-1]
+    if not answer or len(answer) > MAX_ANSWER_CHARS or answer.count("{") > MAX_DEPTH:
+        return Extraction(None, parts=parts)
+    others: dict[str, str] = {}
+    for other, _ in cleaned[:-1]:
+        same = same_answer(other, answer)
+        if same is False:
+            return Extraction(None, hedged=True, parts=parts)
+        if same is None and spelling_key(other) not in others:
+            others[spelling_key(other)] = other
+    return Extraction(answer, raw, kind=kind, others=tuple(others.values()), parts=parts)
+
+
+def extract(completion: object, think_open: bool = False) -> Extraction:
     """Extract the final answer of a completion (see the module docstring for the rules).
 
     Args:
         completion: plain text, a conversational completion, bytes or None.
+        think_open: the prompt already opened ``<think>`` (R1-style templates), so a completion without
+            ``</think>`` never finished thinking.
 
     Returns:
         An :class:`Extraction`; its ``answer`` is None when there is no answer or the completion hedges.
@@ -376,45 +408,20 @@ def extract(completion: object) -> Extraction:
     >>> extract(r"It is \\boxed{3} or maybe \\boxed{4}").hedged
     True
     """
-    text = to_text(completion)
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    tail = _unicode(text[-TAIL_CHARS:])
+    text = _answer_region(to_text(completion), think_open)
+    if text is None:
+        return Extraction(None)
+    tail = _EMPTY_BOX.sub(" ", unicode_math(text[-TAIL_CHARS:]))
     if not tail.strip():
         return Extraction(None)
-
-    boxes = _boxes(tail)
-    candidates: list[str]
+    boxes = find_boxes(tail)
     if boxes:
-        if boxes[-1][0] is None:
-            return Extraction(None)
-        # Merge side-by-side boxes at the end into one multi-part answer.
-        group = [boxes[-1]]
-        for prev in reversed(boxes[:-1]):
-            if prev[0] is not None and _BOX_JOIN.match(tail[prev[2] : group[0][1]]):
-                group.insert(0, prev)
-            else:
-                break
-        final = ", ".join(b[0] for b in group)
-        others = [b[0] for b in boxes[: len(boxes) - len(group)] if b[0] is not None]
-        candidates = [*others, final] if len(group) == 1 else [final]
-        if len(group) > 1 and any(_key(o) not in {_key(b[0]) for b in group} for o in others):
-            return Extraction(None, hedged=True)
-    else:
-        candidates = _phrase_answers(tail)
-        if not candidates:
-            last = _last_line_answer(tail)
-            candidates = [last] if last else []
-    if not candidates:
-        return Extraction(None)
-
-    cleaned = [clean_answer(c) for c in candidates]
-    if len({_key(a) for a, _ in cleaned}) > 1:
-        return Extraction(None, hedged=True)
-    answer, raw = cleaned[-1]
-    if not answer or len(answer) > MAX_ANSWER_CHARS or answer.count("{") > MAX_DEPTH:
-        return Extraction(None)
-    return Extraction(answer, raw)
+        return _from_boxes(tail, boxes)
+    phrases = _phrase_answers(tail)
+    if phrases:
+        return _decide([p for p, _ in phrases], "phrase" if phrases[-1][1] else "fallback")
+    last = _fallback_answer(tail)
+    return _decide([last], "fallback") if last else Extraction(None)
 
 
 def extract_answer(text: object) -> str | None:

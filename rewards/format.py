@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from rewards.extract import _boxes, to_text
+from rewards.extract import find_boxes, to_text
 
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
@@ -46,7 +46,7 @@ def format_reward(
                 return 0.0
         else:
             answer_part = text
-        boxes = _boxes(answer_part)
+        boxes = find_boxes(answer_part)
         if len(boxes) != 1 or not boxes[0][0] or not boxes[0][0].strip():
             return 0.0
         _, start, end = boxes[0]

@@ -3,16 +3,19 @@
 Why not ``multiprocessing.Pool`` or threads: a grade that hangs inside sympy (``10^{10^{10}}``) can
 only be stopped by killing its process, and ``Pool`` cannot kill one task. Here each worker has its
 own pipe; the parent sends it a chunk of items, the worker answers item by item, and an item that
-runs past its limit gets its worker SIGKILLed and replaced, and scores 0.0. A worker that dies for
-any other reason is replaced and its item retried once. So ``grade_pairs`` always returns, after at
-most ``timeout`` seconds per hung item.
+runs past its limit gets its worker SIGKILLed and replaced, and is retried once with a longer limit
+(``retry_factor`` times the limit): a loaded machine makes honest grades slow, and that must not cost
+the answer its credit. If the retry times out too, the item scores 0.0. A worker that dies for any other
+reason is replaced and its item retried once. So ``grade_pairs`` always returns, after at most
+``timeout * (1 + retry_factor)`` seconds per hung item.
 
 Workers start from a ``forkserver`` (``spawn`` where there is none), never from ``fork``: the
 trainer holds torch threads and CUDA state that a forked child must not inherit. The forkserver
 imports math-verify once, so a replacement worker is ready in milliseconds.
 
 Results are cached by (answer, gold): GRPO samples 16 completions per prompt, and many share their
-final answer. Timeouts are cached too, so a pathological answer costs its limit once.
+final answer. Timeouts are not cached: under load they say more about the machine than about the
+answer, so the pair is graded again the next time it comes.
 """
 
 from __future__ import annotations
@@ -34,8 +37,19 @@ logger = logging.getLogger(__name__)
 MAX_FAILED_STARTS = 5
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to import and warm up math-verify (a loaded machine is slow)."""
-DEFAULT_TIMEOUT = float(os.environ.get("STAGERL_REWARD_TIMEOUT", "5"))
-"""Seconds one grade may run (env ``STAGERL_REWARD_TIMEOUT``)."""
+RETRY_FACTOR = 3.0
+"""A timed-out item is retried once with this many times the limit."""
+
+
+def default_timeout() -> float:
+    """Seconds one grade may run: env ``STAGERL_REWARD_TIMEOUT``, else 5.
+
+    Read when a pool is made, so that a launcher or test can set the variable after import.
+
+    Returns:
+        The limit in seconds.
+    """
+    return float(os.environ.get("STAGERL_REWARD_TIMEOUT", "5"))
 
 
 def default_num_workers() -> int:
@@ -101,8 +115,10 @@ class GradingPool:
 
     Args:
         num_workers: worker processes (default :func:`default_num_workers`).
-        timeout: seconds one item may run before its worker is killed and it scores 0.0
-            (default ``STAGERL_REWARD_TIMEOUT`` or 5).
+        timeout: seconds one item may run before its worker is killed (default
+            :func:`default_timeout`, read now).
+        retry_factor: a timed-out item is retried once with ``retry_factor * timeout`` seconds before
+            it scores 0.0; 0 turns the retry off.
         context: multiprocessing start method, "forkserver" (default on Linux) or "spawn"; "fork" is
             refused (see the module docstring).
         cache_size: how many (answer, gold) results to keep.
@@ -119,11 +135,15 @@ class GradingPool:
         timeout: float | None = None,
         context: str | None = None,
         cache_size: int = 200_000,
+        retry_factor: float = RETRY_FACTOR,
     ) -> None:
         self.num_workers = num_workers or default_num_workers()
-        self.timeout = float(timeout if timeout is not None else DEFAULT_TIMEOUT)
+        self.timeout = float(timeout if timeout is not None else default_timeout())
         if self.timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if retry_factor < 0:
+            raise ValueError(f"retry_factor must be >= 0, got {retry_factor!r}")
+        self.retry_factor = float(retry_factor)
         method = context or os.environ.get("STAGERL_REWARD_MP_CONTEXT")
         if method is None:
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
@@ -139,7 +159,7 @@ class GradingPool:
         self._lock = threading.Lock()
         self._closed = False
         self._failed_starts = 0
-        self.stats = {"graded": 0, "cache_hits": 0, "timeouts": 0, "worker_deaths": 0}
+        self.stats = {"graded": 0, "cache_hits": 0, "timeouts": 0, "retries": 0, "worker_deaths": 0}
         # atexit holds only a weak reference: an unused pool can still be garbage collected.
         ref = weakref.ref(self)
         atexit.register(lambda: ref() is not None and ref().close())
@@ -179,7 +199,8 @@ class GradingPool:
 
         Returns:
             One result per pair: 1.0, 0.0, or None when the gold cannot be parsed. Items that time out
-            or kill their worker twice score 0.0.
+            twice (the retry has a longer limit) or kill their worker twice score 0.0; timeouts are
+            not cached.
         """
         limit = self.timeout if timeout is None else float(timeout)
         with self._lock:
@@ -192,20 +213,28 @@ class GradingPool:
                     self.stats["cache_hits"] += 1
                 else:
                     todo.append(key)
+            fresh: dict[tuple[str, str], float | None] = {}
             if todo:
-                for key, result in zip(todo, self._run(todo, limit), strict=True):
-                    self._cache[key] = result
-                    if len(self._cache) > self._cache_size:
-                        self._cache.popitem(last=False)
+                results, timed_out = self._run(todo, limit)
+                for j, (key, result) in enumerate(zip(todo, results, strict=True)):
+                    fresh[key] = result
+                    if j not in timed_out:
+                        self._cache[key] = result
+                        if len(self._cache) > self._cache_size:
+                            self._cache.popitem(last=False)
             self.stats["cache_hits"] += len(pairs) - len(dict.fromkeys(pairs))
-            return [self._cache[key] for key in pairs]
+            return [fresh[key] if key in fresh else self._cache[key] for key in pairs]
 
-    def _run(self, items: list[tuple[str, str]], limit: float) -> list[float | None]:
+    def _run(self, items: list[tuple[str, str]], limit: float) -> tuple[list[float | None], set[int]]:
+        """Grade items in the workers; returns the results and the indices that timed out for good."""
         self._ensure_workers()
         n = len(items)
         results: list = [None] * n
         done = [False] * n
         attempts = [0] * n
+        limits = [limit] * n  # raised for the retry of an item that timed out
+        timed_out: set[int] = set()  # items that timed out at least once
+        gave_up: set[int] = set()  # items scored 0.0 because they timed out for good
         queue = deque(range(n))
         remaining = n
         # Small chunks amortise the pipe round trip yet keep both workers busy to the end of a batch.
@@ -243,7 +272,7 @@ class GradingPool:
                         replace(w)
                         continue
                     w.pending.extend(chunk)
-                    w.deadline = now + limit
+                    w.deadline = now + limits[chunk[0]]
             busy = [w for w in self._workers if w.pending or not w.ready]
             wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
             ready = set(wait([w.conn for w in busy], timeout=wait_s))
@@ -260,12 +289,15 @@ class GradingPool:
                             i, value = msg
                             w.pending.remove(i)
                             finish(i, value)
-                            w.deadline = now + limit
+                            if w.pending:
+                                w.deadline = now + limits[w.pending[0]]
                     except (EOFError, OSError, ConnectionResetError):
                         # The worker died (OOM killer, segfault, someone's kill -9): retry its item once.
                         self.stats["worker_deaths"] += 1
                         logger.warning("grading worker %s died; replacing it", w.process.pid)
-                        self._requeue(w, queue, attempts, finish, timed_out=False)
+                        if w.pending:
+                            attempts[w.pending[0]] += 1
+                            self._requeue(w, queue, finish, give_up=attempts[w.pending[0]] >= 2)
                         replace(w)
                         continue
                 if not w.ready and now >= w.deadline:
@@ -276,28 +308,36 @@ class GradingPool:
                     )
                     replace(w)
                 elif w.pending and now >= w.deadline:
-                    self.stats["timeouts"] += 1
                     i = w.pending[0]
+                    retry = i not in timed_out and self.retry_factor > 0
+                    self.stats["timeouts"] += 1
+                    self.stats["retries"] += retry
                     logger.warning(
-                        "grading timed out after %.1fs; killed worker %s (answer %.80r, gold %.80r)",
-                        limit,
+                        "grading timed out after %.1fs; killed worker %s (answer %.80r, gold %.80r)%s",
+                        limits[i],
                         w.process.pid,
                         items[i][0],
                         items[i][1],
+                        f"; retrying with {limit * self.retry_factor:.1f}s" if retry else "",
                     )
-                    self._requeue(w, queue, attempts, finish, timed_out=True)
+                    timed_out.add(i)
+                    limits[i] = limit * self.retry_factor
+                    if not retry:
+                        gave_up.add(i)
+                    self._requeue(w, queue, finish, give_up=not retry)
                     replace(w)
         self.stats["graded"] += n
-        return results
+        return results, gave_up
 
     @staticmethod
-    def _requeue(w: _Worker, queue: deque, attempts: list[int], finish, timed_out: bool) -> None:
-        """Score the running item (0.0 on timeout or second death) and put the rest back in the queue."""
-        if not w.pending:
-            return
+    def _requeue(w: _Worker, queue: deque, finish, give_up: bool) -> None:
+        """Put a dead or hung worker's items back in the queue, its running item first.
+
+        With ``give_up`` the running item scores 0.0 instead (its retry timed out too, or it killed its
+        worker twice).
+        """
         running = w.pending.popleft()
-        attempts[running] += 1
-        if timed_out or attempts[running] >= 2:
+        if give_up:
             finish(running, 0.0)
         else:
             w.pending.appendleft(running)

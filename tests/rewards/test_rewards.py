@@ -23,6 +23,80 @@ def test_grade_examples():
     assert grade(completions, golds) == [1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0]
 
 
+@pytest.mark.parametrize(
+    "completion, gold, expected",
+    [
+        # The issue's shapes: one answer written twice is not a hedge.
+        (
+            r"The probability is $\boxed{11/36}$. ... So the answer is $\boxed{\frac{11}{36}}$.",
+            "\\frac{11}{36}",
+            1.0,
+        ),
+        (r"so $\boxed{0.5}$, i.e. $\boxed{\frac12}$.", "1/2", 1.0),
+        # Equivalence decided in the pool: the same answer, or two different ones (a hedge).
+        (r"so $\boxed{\sqrt{8}}$, that is $\boxed{2\sqrt{2}}$.", "2\\sqrt{2}", 1.0),
+        (r"so $\boxed{\sqrt{8}}$, or rather $\boxed{3}$.", "3", 0.0),
+        # olympiadbench-745: a two-part gold answered in two separate boxes; a one-part gold hedged.
+        (r"the maximum is \( \boxed{2} \). ... the minimum is \( \boxed{1} \).", "1,2", 1.0),
+        (r"the maximum is \( \boxed{2} \). ... the minimum is \( \boxed{1} \).", "2", 0.0),
+        # olympiadbench-976 and the issue: a percent gold against a bare number.
+        (r"Thus, the percentage of the new mixture is acid is \(\boxed{17.5}\).", "17.5%", 1.0),
+        (r"the share is $\boxed{17.5}$ percent.", "17.5\\%", 1.0),
+        (r"the share is $\boxed{0.175}$.", "17.5\\%", 1.0),
+        (r"the share is $\boxed{1.75}$.", "17.5\\%", 0.0),
+        # math-744: the gold carries a unit.
+        (r"The answer is: \( \boxed{8\sqrt{3}} \).", "8\\sqrt{3} \\text { square inches}", 1.0),
+        # olympiadbench-851: the same function under another argument name.
+        (
+            r"Hence, the solution is \(f(n) = n\) for all positive integers \(n\). This function trivially"
+            r" satisfies the requirement for forming a triangle for all \(x\) and \(y\).",
+            "$f(z)=z$",
+            1.0,
+        ),
+        # olympiadbench-503: a tuple equation answers a list of equations.
+        (r"Therefore, the answer is: \[ \boxed{(f(n), g(n)) = (n, 1)} \]", "$f(n)=n$, $g(n)=1$", 1.0),
+        # olympiadbench-607: a fraction of one for a percent gold (math-verify reads the percent sign).
+        (r"the probability is $\boxed{0.625}$", "62.5%", 1.0),
+        # What already held: \pm for one number, unevaluated arithmetic for a number.
+        (r"so $x = \boxed{\pm 3}$", "3", 0.0),
+        (r"so $\boxed{5+77}$", "82", 0.0),
+    ],
+)
+def test_grade_real_shapes(pool, completion, gold, expected):
+    assert grade([completion], [gold], pool=pool) == [expected]
+
+
+def test_accuracy_reward_denies_fallback_credit_to_truncated_completions(pool):
+    fn = accuracy(max_completion_length=10)
+    completions = [
+        "so the total is 4",  # fallback, cut off: the model may have been writing 42
+        "so the total is 4",  # fallback, ended
+        r"so \boxed{4} and then more text",  # box, cut off
+        "The answer is 4. Now let me",  # finished answer phrase, cut off
+        "The answer is 4",  # phrase running into the end of a cut-off text
+    ]
+    ids = [[1] * 10, [1] * 6, [1] * 10, [1] * 10, [1] * 10]
+    logged = {}
+    out = fn(
+        completions, answer=["4"] * 5, completion_ids=ids, log_metric=lambda k, v: logged.setdefault(k, v)
+    )
+    assert out == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert fn.stats["truncated"] == 2 and math.isclose(logged["accuracy/truncated"], 2 / 5)
+    assert accuracy(max_completion_length=10, deny_truncated_fallback=False)(
+        completions[:1], answer=["4"], completion_ids=ids[:1]
+    ) == [1.0]
+    # Without the limit, or without the ids, truncation cannot be known: no completion counts as cut off.
+    assert accuracy()(completions[:1], answer=["4"], completion_ids=ids[:1]) == [1.0]
+    assert fn(completions[:1], answer=["4"]) == [1.0]
+    with pytest.raises(ValueError, match="max_completion_length"):
+        accuracy(max_completion_length=0)
+
+
+def test_accuracy_reward_think_open():
+    fn = accuracy(think_open=True)
+    assert fn([r"so \boxed{4}", r"so 4</think> \boxed{4}"], answer=["4", "4"]) == [0.0, 1.0]
+
+
 def test_accuracy_reward_signature_and_none_gold():
     fn = accuracy()
     assert fn.__name__ == "accuracy"
@@ -74,7 +148,11 @@ def test_registry():
     assert {"accuracy", "format", "overlong"} <= set(REWARDS)
     fns = build_reward_funcs(
         ["accuracy", "format", "overlong", "rewards.format.format_reward"],
-        {"overlong": {"max_completion_length": 64, "soft_cache": 16}, "format": {"think": True}},
+        {
+            "overlong": {"max_completion_length": 64, "soft_cache": 16},
+            "format": {"think": True},
+            "accuracy": {"max_completion_length": 64},
+        },
     )
     assert [f.__name__ for f in fns] == ["accuracy", "format", "overlong", "format"]
     with pytest.raises(ValueError, match="valid names.*accuracy"):

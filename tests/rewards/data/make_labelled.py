@@ -1,4 +1,4 @@
-"""Build ``labelled.jsonl``: (completion, gold, human label) cases for the accuracy agreement test.
+"""Build ``labelled.jsonl``: templated (completion, gold, label) unit cases for ``test_templated.py``.
 
     .venv/bin/python tests/rewards/data/make_labelled.py   # rewrites labelled.jsonl (seeded)
 
@@ -8,6 +8,9 @@ committed final answer equals the gold (units, currency, bold, "= 34 hours", uni
 intervals, "x = 5 and x = -2" for a root set all count); wrong values, hedges ("\\boxed{3} or
 \\boxed{4}"), unevaluated arithmetic for a numeric gold ("5 + 77 = 122", "\\boxed{5+77}") and no answer
 do not. A last block adapts cases in the style of math-verify's own test suite (tests/test_all.py).
+
+Being written from the extractor's own rules, these cases cannot measure agreement with people; that is
+``test_agreement.py``, on real model solutions (``processbench_dev.jsonl``).
 """
 
 from __future__ import annotations
