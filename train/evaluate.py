@@ -1,4 +1,4 @@
-"""Evaluate a model on the shipped math benchmarks: pass@1 as avg@K and the unbiased pass@k.
+"""Evaluate a model on the shipped benchmarks: pass@1 as avg@K and the unbiased pass@k.
 
 Launch:
 
@@ -6,10 +6,17 @@ Launch:
         --samples 8 --output RUN/stage-1-level1/eval
     python -m train.evaluate --model stagerl:smollm2-135m-instruct --benchmarks math500 --limit 40 \
         --samples 1 --max-new-tokens 256 --temperature 0          # a quick CPU check
+    python -m train.evaluate --model RUN/stage-3-level3/final --benchmarks arith1,arith2,arith3 \
+        --prompt-template $'{problem}\\nGive the final answer as a number in \\\\boxed{}.'  # as demo.yaml asks
 
 Choices, and why:
-- Prompts are the training prompt (`curricula.data.prompts.R1_INSTRUCTION`: the problem, then "reason step by step
-  ... \\boxed{}"), so a stage is measured in the format it was trained on.
+- Prompts are built by the training's `chat_prompt`, by default with its default template
+  (`curricula.data.prompts.R1_INSTRUCTION`: the problem, then "reason step by step ... \\boxed{}");
+  `--prompt-template` gives a stage's own template when it has one, so a stage is measured in the format
+  it was trained on (in a shell, `$'...'` turns `\\n` into the newline a YAML "\\n" gives). The
+  template is recorded in the summary's settings.
+- `arith1`..`arith3` are the generated arithmetic levels' held-out problems, never drawn for training
+  (`curricula.data.arithmetic`), so a level is measured on problems the model has not seen.
 - pass@1 is avg@K, the mean correctness over K samples per problem (the R1-style report; less noisy than
   one sample). pass@k for k = 2, 4, ... <= K uses the unbiased estimator of Chen et al. (2021),
   1 - C(n-c, k) / C(n, k), averaged over problems.
@@ -30,7 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from curricula.data.benchmarks import DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
+from curricula.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
+from curricula.data.prompts import R1_INSTRUCTION
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +123,7 @@ def evaluate(
     top_p: float = 0.95,
     seed: int = 0,
     batch_size: int = 16,
-    prompt_template: str | None = None,
+    prompt_template: str = R1_INSTRUCTION,
     system_prompt: str | None = None,
     output_dir: str | None = None,
     generate_fn: GenerateFn | None = None,
@@ -128,7 +136,7 @@ def evaluate(
         samples: K completions per problem.
         limit: only the first N problems of each benchmark.
         max_new_tokens, temperature, top_p, seed, batch_size: generation settings (temperature 0 = greedy).
-        prompt_template: user message with `{problem}` (default: `curricula.data.prompts.R1_INSTRUCTION`).
+        prompt_template: user message; `{problem}` is replaced by the problem text.
         system_prompt: optional system message.
         output_dir: where to write `<benchmark>.jsonl` and `summary.json` (None: write nothing).
         generate_fn: `train.generation.generate` or anything with its signature (tests pass a stub).
@@ -136,19 +144,23 @@ def evaluate(
     Returns:
         The summary: `{"model", "settings", "benchmarks": {name: metrics}, "wall_time_s"}`.
     """
-    from curricula.data.prompts import R1_INSTRUCTION, chat_prompt
+    from curricula.data.prompts import chat_prompt
     from rewards import extract_answer, grade
 
     if generate_fn is None:
         from train.generation import generate as generate_fn
     if samples < 1:
         raise ValueError(f"samples={samples}: must be >= 1")
-    template = prompt_template or R1_INSTRUCTION
+    if "{problem}" not in prompt_template:
+        # Without the placeholder every prompt would be the same text, with no problem in it.
+        raise ValueError(f"prompt_template={prompt_template!r} has no {{problem}} placeholder")
     if temperature == 0 and samples > 1:
         logger.warning("temperature=0 (greedy) with samples=%d: every sample is the same", samples)
     start = time.time()
     data = {benchmark_name(spec): load_benchmark(spec, limit) for spec in benchmarks}
-    prompts = [chat_prompt(row["problem"], template, system_prompt) for rows in data.values() for row in rows]
+    prompts = [
+        chat_prompt(row["problem"], prompt_template, system_prompt) for rows in data.values() for row in rows
+    ]
     settings = {
         "samples": samples,
         "limit": limit,
@@ -156,7 +168,7 @@ def evaluate(
         "temperature": temperature,
         "top_p": top_p,
         "seed": seed,
-        "prompt_template": template,
+        "prompt_template": prompt_template,
         "system_prompt": system_prompt,
     }
     logger.info("evaluating %s on %s: %d problems x %d samples", model, list(data), len(prompts), samples)
@@ -229,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--benchmarks",
         default=",".join(DEFAULT_BENCHMARKS),
-        help=f"comma-separated names ({', '.join(DEFAULT_BENCHMARKS)}) or jsonl paths",
+        help=f"comma-separated names ({', '.join(BENCHMARKS)}) or jsonl paths "
+        f"(default: {','.join(DEFAULT_BENCHMARKS)})",
     )
     p.add_argument("--samples", type=int, default=1, help="K completions per problem (default 1)")
     p.add_argument("--limit", type=int, default=None, help="only the first N problems of each benchmark")
@@ -238,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16, help="sequences per generation batch")
+    p.add_argument(
+        "--prompt-template",
+        default=R1_INSTRUCTION,
+        help="user message; {problem} is replaced by the problem (default: the R1 step-by-step instruction)",
+    )
     p.add_argument("--system-prompt", default=None)
     p.add_argument("--output", default=None, help="directory for <benchmark>.jsonl and summary.json")
     return p
@@ -260,6 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
         top_p=args.top_p,
         seed=args.seed,
         batch_size=args.batch_size,
+        prompt_template=args.prompt_template,
         system_prompt=args.system_prompt,
         output_dir=args.output,
     )

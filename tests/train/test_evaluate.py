@@ -1,5 +1,5 @@
-"""Evaluation: pass@k arithmetic, scoring with a stub generator end to end, the CLI, the shipped benchmarks,
-and real generation with the tiny model."""
+"""Evaluation: pass@k arithmetic, scoring with a stub generator end to end, the CLI, the shipped and generated
+benchmarks, and real generation with the tiny model."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import math
 
 import pytest
 
-from curricula.data.benchmarks import BENCHMARKS, load_benchmark
+from curricula.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, load_benchmark
+from curricula.data.prompts import R1_INSTRUCTION
 from train.evaluate import evaluate, ks_for, main, pass_at_k, score
+
+DEMO_TEMPLATE = "{problem}\nGive the final answer as a number in \\boxed{}."  # configs/stages/demo.yaml's
 
 # ---------------------------------------------------------------- pass@k and avg@K
 
@@ -189,18 +192,76 @@ def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
     assert "toy" in capsys.readouterr().out
 
 
+def test_cli_prompt_template_reaches_the_generator_and_the_summary(tmp_path, monkeypatch):
+    calls = []
+    rows = load_benchmark("arith1", limit=3)
+    monkeypatch.setattr("train.generation.generate", make_stub(rows, {r["id"]: [1] for r in rows}, calls))
+    argv = ["--model", "m", "--benchmarks", "arith1", "--limit", "3", "--output", str(tmp_path)]
+    summary = main([*argv, "--prompt-template", DEMO_TEMPLATE])
+    assert [p[-1]["content"] for p in calls[0]["prompts"]] == [
+        f"{r['problem']}\nGive the final answer as a number in \\boxed{{}}." for r in rows
+    ]
+    assert summary["settings"]["prompt_template"] == DEMO_TEMPLATE
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["prompt_template"] == DEMO_TEMPLATE
+    assert summary["benchmarks"]["arith1"]["avg@1"] == 1.0
+
+    default = main(argv)
+    assert default["settings"]["prompt_template"] == R1_INSTRUCTION
+    assert calls[1]["prompts"][0][-1]["content"] == R1_INSTRUCTION.replace("{problem}", rows[0]["problem"])
+
+
+def test_prompt_template_without_placeholder_is_refused(bench_file):
+    with pytest.raises(ValueError, match="no {problem} placeholder"):
+        evaluate(
+            "m",
+            [str(bench_file)],
+            prompt_template="Solve it.",
+            generate_fn=make_stub(BENCH_ROWS, PATTERN, []),
+        )
+
+
+def test_evaluate_grades_heldout_arithmetic(tmp_path):
+    """arith1 through the same grader as training: a right boxed sum scores 1.0, a wrong one 0.0."""
+    rows = load_benchmark("arith1")
+    pattern = {r["id"]: [i % 2 == 0] for i, r in enumerate(rows)}  # every other problem answered right
+    summary = evaluate(
+        "m",
+        ["arith1"],
+        prompt_template=DEMO_TEMPLATE,
+        output_dir=str(tmp_path),
+        generate_fn=make_stub(rows, pattern, []),
+    )
+    lines = [json.loads(line) for line in (tmp_path / "arith1.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == [r["id"] for r in rows]
+    assert [x["correct"] for x in lines] == [1.0 if pattern[r["id"]][0] else 0.0 for r in rows]
+    assert summary["benchmarks"]["arith1"]["avg@1"] == pytest.approx(10 / 19)
+    assert summary["benchmarks"]["arith1"]["ungradable"] == 0
+
+
 def test_unknown_benchmark_lists_valid_names():
-    with pytest.raises(ValueError, match="aime24"):
+    with pytest.raises(ValueError, match="gsm9k") as err:
         load_benchmark("gsm9k")
+    assert all(name in str(err.value) for name in ("aime24", "math500", "arith1", "arith2", "arith3"))
 
 
 def test_shipped_benchmarks_load():
     sizes = {name: len(load_benchmark(name)) for name in BENCHMARKS}
-    assert sizes == {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40}
+    assert sizes == {
+        "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "arith1": 19, "arith2": 180, "arith3": 200
+    }  # fmt: skip
+    assert DEFAULT_BENCHMARKS == ("math500", "aime24", "aime25", "amc23")  # arith* only when named
     for name in BENCHMARKS:
         rows = load_benchmark(name)
+        assert all(isinstance(r["answer"], str) for r in rows)
         assert all(r["problem"].strip() and r["answer"].strip() for r in rows)
         assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_generated_benchmark_limit_is_a_stable_prefix():
+    rows = load_benchmark("arith2", limit=5)
+    assert [r["id"] for r in rows] == [f"arith2-heldout-{i:04d}" for i in range(5)]
+    assert rows == load_benchmark("arith2")[:5] == load_benchmark("arith2", limit=5)
+    assert all(r["problem"].startswith("What is ") and r["level"] == 2 for r in rows)
 
 
 # ---------------------------------------------------------------- real generation with the tiny model
