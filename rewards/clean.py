@@ -53,9 +53,8 @@ _TEXT_UNIT_TAIL = re.compile(
 _UNIT_NOT = re.compile(
     r"\\(?:text|mbox|mathrm)\s*\{\s*(?:and|or|if|for|where|when|is|are|such|that|with|then)\b"
 )
-_CURRENCY = re.compile(
-    r"\\\$|\$|\\text\{\s*\\\$\s*\}|USD|€|£|(?<!\\)\\(?=\d)"
-)  # "\15": a "\$15" that lost its "$"
+# Currency signs; a backslash before a digit ("\15") is a "\$15" that lost its "$".
+_CURRENCY = re.compile(r"\\\$|\$|\\text\{\s*\\\$\s*\}|USD|€|£|(?<!\\)\\(?=\d)")
 _INNER_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\{(?P<inner>[^{}]*)\}$")
 _REL = r"(?:<=|>=|<|>|\\leq?|\\geq?|\\lt|\\gt|\\leqslant|\\geqslant)"

@@ -42,6 +42,10 @@ TAIL_CHARS = 8_000
 MAX_ANSWER_CHARS = 400
 # Deeper brace nesting is adversarial and would blow up the LaTeX parser's recursion.
 MAX_DEPTH = 40
+# A displayed formula longer than this is work, not an answer (and bounds the cost of scanning).
+MAX_FORMULA_CHARS = 2_000
+# Multi-part questions have a few parts; more boxes than this are not read as parts.
+MAX_PARTS = 10
 # The fallback steps back over at most this many trailing sentences without math.
 MAX_SKIPPED_SENTENCES = 4
 # A formula announced by a conclusion ("Thus, the answer is: \[...\]") may be followed by this many
@@ -52,19 +56,24 @@ _BOX_CMD = re.compile(r"\\(?:boxed|fbox)\s*")
 # A box with nothing visible in it ("\boxed{}", "\boxed{\phantom{2}}"), with its math delimiters.
 _EMPTY = r"\\(?:boxed|fbox)\s*\{\s*(?:\\phantom\{[^{}]*\}\s*)?\}"
 _EMPTY_BOX = re.compile(rf"\\\(\s*{_EMPTY}\s*\\\)|\$\s*{_EMPTY}\s*\$|{_EMPTY}")
-# What may sit between boxes that form one answer: math delimiters, commas, "and", alignment.
-_BOX_GAP = re.compile(
-    r"(?:\s+|\$|\\\(|\\\)|\\\[|\\\]|,|;|&|\\\\|\\q?quad|\\text\{\s*(?:and|,)?\s*\}|\band\b)*"
-)
+# Between boxes that form one answer: math delimiters and spaces, and at least one separator (a comma,
+# "and", alignment). Boxes with nothing but spaces or prose between them are two answers.
+_GAP_FILLER = re.compile(r"\\[()\[\]]|\$|\s")
+_GAP_SEPARATORS = re.compile(r"(?:,|;|&|\\\\|\\q?quad|\\text\{(?:and|,)\}|and)+")
 _ANSWER_PHRASE = re.compile(
     r"\banswer\b\s*(?:\*\*)?\s*(?:is\b|:|=)\s*:?\s*(?:\*\*)?\s*:?[ \t]*", re.IGNORECASE
 )
 _HASHES = re.compile(r"^\s*####\s*(?P<ans>[^\n]+)", re.MULTILINE)
-_DISPLAY = re.compile(r"\\\[(?P<a>.*?)\\\]|\$\$(?P<b>.*?)\$\$", re.DOTALL)
-_DISPLAY_START = re.compile(r"\s*(?:\\\[(?P<a>.*?)\\\]|\$\$(?P<b>.*?)\$\$)", re.DOTALL)
+# Formulas are matched up to a bounded length, so that a text full of unclosed delimiters costs
+# linear time, not quadratic.
+_DISPLAY_BODY = rf"(?:\\\[(?P<a>.{{0,{MAX_FORMULA_CHARS}}}?)\\\]|\$\$(?P<b>.{{0,{MAX_FORMULA_CHARS}}}?)\$\$)"
+_DISPLAY = re.compile(_DISPLAY_BODY, re.DOTALL)
+_DISPLAY_START = re.compile(rf"\s*{_DISPLAY_BODY}", re.DOTALL)
 # Inline math: \( \), or $ $ by the markdown rule (no space inside either dollar), so that the
 # currency in "pay $30 now and $60 later" is not read as math.
-_INLINE = re.compile(r"\\\((?P<b>.+?)\\\)|\$(?!\s)(?P<a>[^$\n]+?)(?<![\s\\])\$(?!\d)")
+_INLINE = re.compile(
+    rf"\\\((?P<b>[^\n]{{1,{MAX_ANSWER_CHARS}}}?)\\\)|\$(?!\s)(?P<a>[^$\n]{{1,{MAX_ANSWER_CHARS}}}?)(?<![\s\\])\$(?!\d)"
+)
 _BOLD = re.compile(r"\*\*(?P<ans>[^*\n]+)\*\*(?!\s*:)")
 # Math written without delimiters: a LaTeX word ("2\sqrt{5}", "4\pi") or a number ("2,280", "$7.00",
 # "37.5%", "3/4"); not the digits of a word, exponent or subscript ("3rd", "x^2", "a_1").
@@ -207,16 +216,6 @@ def _mask_inline(text: str) -> str:
     return _INLINE.sub(lambda m: "\0" * len(m.group(0)), text)
 
 
-def _sentence(text: str) -> tuple[str, bool]:
-    """The text up to the end of its first sentence, and whether a sentence end was found.
-
-    A newline, or "." "!" "?" before a space, ends a sentence, except inside inline math ("$3. 5$") and
-    in a number ("3.5").
-    """
-    m = _SENTENCE_END.search(_mask_inline(text))
-    return (text[: m.start()], True) if m else (text, False)
-
-
 def _formula(m: re.Match) -> str:
     """The formula inside a match of ``_INLINE``, ``_DISPLAY`` or ``_DISPLAY_START``."""
     return m.group("a") or m.group("b")
@@ -275,12 +274,13 @@ def _math_in_sentence(s: str) -> str | None:
 
 def _phrase_answers(tail: str) -> list[tuple[str, bool]]:
     """Answers stated by a phrase ("The answer is X", "Answer: X", "#### X"), with whether each ended."""
+    masked = _mask_inline(tail)  # once: sentence ends are searched outside formulas
     found = []
     for m in _ANSWER_PHRASE.finditer(tail):
-        rest = tail[m.end() :]
-        ans, ended = _sentence(rest)
+        end = _SENTENCE_END.search(masked, m.end())
+        ans = tail[m.end() : end.start() if end else len(tail)]
         if not ans.strip():  # "The answer is:" then a displayed formula
-            d = _DISPLAY_START.match(rest)
+            d = _DISPLAY_START.match(tail, m.end())
             if d:
                 found.append((_formula(d), True))
             continue
@@ -289,7 +289,7 @@ def _phrase_answers(tail: str) -> list[tuple[str, bool]]:
             continue
         if _is_prose(ans):
             ans = _math_in_sentence(ans) or ans
-        found.append((ans, ended))
+        found.append((ans, end is not None))
     for m in _HASHES.finditer(tail):
         found.append((m["ans"], m.end() < len(tail.rstrip())))
     return found
@@ -308,7 +308,11 @@ def _segments(text: str) -> list[tuple[str, str]]:
 
 
 def _sentences(text: str) -> list[tuple[str, str]]:
-    """Prose as ("sentence", text) segments (see :func:`_sentence` for where a sentence ends)."""
+    """Prose as ("sentence", text) segments.
+
+    A newline, or "." "!" "?" before a space, ends a sentence, except inside inline math ("$3. 5$") and
+    in a number ("3.5").
+    """
     masked = _mask_inline(text)
     out, last = [], 0
     for m in _SENTENCE_END.finditer(masked):
@@ -343,12 +347,17 @@ def _fallback_answer(tail: str) -> str | None:
     return None
 
 
+def _joins(gap: str) -> bool:
+    """Whether the text between two boxes makes them one multi-part answer."""
+    return len(gap) <= 100 and bool(_GAP_SEPARATORS.fullmatch(_GAP_FILLER.sub("", gap)))
+
+
 def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extraction:
     if boxes[-1][0] is None:
         return Extraction(None)
     group = [boxes[-1]]
     for prev in reversed(boxes[:-1]):
-        if prev[0] is not None and _BOX_GAP.fullmatch(tail[prev[2] : group[0][1]]):
+        if prev[0] is not None and _joins(tail[prev[2] : group[0][1]]):
             group.insert(0, prev)
         else:
             break
@@ -366,6 +375,8 @@ def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extracti
 
 def _parts(contents: list[str]) -> tuple[str, ...]:
     """The different single-part boxes, in order, when there are at least two."""
+    if len(contents) > MAX_PARTS:
+        return ()
     out: list[str] = []
     for content in contents:
         part = clean_answer(content)[0]

@@ -66,10 +66,11 @@ def _as_fraction(s: str) -> Fraction | None:
 
 
 def _is_integer(s: str, value: Fraction) -> bool:
+    """Whether ``s`` (of value ``value``) is written as an integer ("4", not "4.0" or "8/2")."""
     return value.denominator == 1 and "." not in s and "frac" not in s and "/" not in s
 
 
-def prejudge(answer: str | None, gold: str) -> float | None | str:
+def prejudge(answer: str | None, gold: str) -> float | str:
     """Decide a pair without sympy when possible.
 
     Args:
@@ -84,8 +85,6 @@ def prejudge(answer: str | None, gold: str) -> float | None | str:
     """
     if answer is None:
         return 0.0
-    if _norm(answer) == _norm(gold) and _norm(gold):
-        return 1.0
     if is_number_literal(gold) and not is_number_literal(answer):
         return 0.0
     same = same_answer(answer, gold)

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from rewards.clean import clean_answer, clean_gold
@@ -44,6 +46,7 @@ def test_extract_answer(text, expected):
         r"It is $\boxed{3}$ or possibly $\boxed{4}$.",
         r"So $\boxed{2}$. Checking again, it is $\boxed{3}$.",
         "The answer is 3. Wait, the answer is 4.",
+        r"$\boxed{3}$ $\boxed{4}$",  # nothing joins them: two answers
         # olympiadbench-994: a changed mind is two different final answers.
         r"Therefore, the number of students in the class is $\boxed{6}$.\n\nHowever, this solution doesn't align"
         r" ... the correct total number of students, given the constraints of the problem, is $\boxed{7}$.",
@@ -294,3 +297,20 @@ def test_conversational_and_bytes():
     assert extract_answer([{"role": "assistant", "content": r"\boxed{9}"}]) == "9"
     assert extract_answer(b"\\boxed{9} \xff\xfe") == "9"
     assert to_text("a\ud800b") == "a?b"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "answer is \\(" * 700,  # answer phrases full of unclosed formulas
+        "\\(" * 4000,
+        "\\[" * 4000,
+        "".join(f"\\boxed{{{i}}} and " for i in range(600)),  # hundreds of side-by-side boxes
+        "so " * 2700 + "\\[x\\]",
+    ],
+    ids=["phrases", "inline", "display", "boxes", "conclusion"],
+)
+def test_adversarial_texts_extract_in_linear_time(text):
+    start = time.perf_counter()
+    extract(text)
+    assert time.perf_counter() - start < 0.5
