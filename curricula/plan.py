@@ -61,7 +61,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = "stagerl:smollm2-135m-instruct"
 CURRICULUM_KEYS = {"name", "model", "defaults", "drop_solved", "eval", "stages"}
 ADVANCE_KEYS = {"reward_threshold", "plateau_delta", "window", "min_steps"}
-EVAL_KEYS = {"benchmarks", "samples", "limit", "max_new_tokens", "temperature", "initial"}
+EVAL_KEYS = {
+    "benchmarks",
+    "samples",
+    "limit",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "prompt_template",
+    "initial",
+}
 RUNNER_FIELDS = ("output_dir", "model_name_or_path", "resume_from_checkpoint")
 SWEEP_KEYS = {"name", "base", "variations", "grid"}
 VARIATION_KEYS = {"name", "stages", "set", "model", "drop_solved", "eval"}
@@ -91,6 +100,12 @@ class StageSpec:
             args.append(f"--{key}")
             args += [_cli_value(v) for v in value] if isinstance(value, list) else [_cli_value(value)]
         return args
+
+    def prompt_template(self) -> str | None:
+        """The user message this stage trains with (its override, else its YAML's; None: the default)."""
+        if "prompt_template" in self.overrides:
+            return self.overrides["prompt_template"]
+        return (yaml.safe_load(self.config_file.read_text()) or {}).get("prompt_template")
 
     def resolved(self) -> dict:
         """What decides this stage's training: its YAML (by content) and the overrides."""

@@ -184,8 +184,8 @@ def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path) -
     """Run `train.evaluate` on `model` as `eval:` asks; returns pass@1 per benchmark."""
     cmd = [sys.executable, "-m", "train.evaluate", "--model", model, "--output", str(out_dir),
            "--benchmarks", ",".join(eval_spec["benchmarks"])]  # fmt: skip
-    for key in ("samples", "limit", "max_new_tokens", "temperature"):
-        if key in eval_spec:
+    for key in ("samples", "limit", "max_new_tokens", "temperature", "top_p", "prompt_template"):
+        if eval_spec.get(key) is not None:
             cmd += [f"--{key.replace('_', '-')}", str(eval_spec[key])]
     if run_logged(cmd, log_path) != 0:
         raise RuntimeError(f"evaluation of {model} failed; see {log_path}")
@@ -207,9 +207,9 @@ class Runner:
         for model in dict.fromkeys(
             n.model for n in self.plan.children(None) if (n.eval or {}).get("initial")
         ):
-            eval_spec = next(n.eval for n in self.plan.children(None) if n.model == model and n.eval)
+            first = next(n for n in self.plan.children(None) if n.model == model and n.eval)
             out = self.run_dir / f"eval-initial-{re.sub(r'[^A-Za-z0-9._-]+', '-', model)}"
-            if not self.evaluate(lambda data, m=model: data["starts"].setdefault(m, {}), eval_spec, model, out,
+            if not self.evaluate(lambda data, m=model: data["starts"].setdefault(m, {}), first, model, out,
                                  self.run_dir / "eval.log", f"start model {model}"):  # fmt: skip
                 self.failed.append(f"evaluation of {model}")
         for i, node in enumerate(self.plan.nodes.values(), 1):
@@ -237,8 +237,8 @@ class Runner:
             entry.update(status="done", checkpoint=f"{node.dir}/final", metrics=stage_metrics(node_dir),
                          finished=_now())  # fmt: skip
             self.record.save()
-        if node.eval and not self.evaluate(lambda data: data["nodes"][node.id], node.eval,
-                                           str(node_dir / "final"), node_dir / "eval", node_dir / "eval.log", label):  # fmt: skip
+        if node.eval and not self.evaluate(lambda data: data["nodes"][node.id], node, str(node_dir / "final"),
+                                           node_dir / "eval", node_dir / "eval.log", label):  # fmt: skip
             self.failed.append(node.id)
 
     def train(self, node: Node, entry: dict, label: str) -> bool:
@@ -264,10 +264,10 @@ class Runner:
             )  # fmt: skip
         return rc == 0
 
-    def evaluate(
-        self, lookup, eval_spec: dict, model: str, out_dir: Path, log_path: Path, label: str
-    ) -> bool:
-        """Evaluate `model` once into the record entry `lookup(record data)`; the other machines wait for it.
+    def evaluate(self, lookup, node: Node, model: str, out_dir: Path, log_path: Path, label: str) -> bool:
+        """Evaluate `model` as `node.eval` asks, once, into the record entry `lookup(record data)`; the other
+        machines wait for it. Problems are asked as `node`'s stage trains on them, unless `eval:` sets a
+        `prompt_template`.
 
         Returns:
             Whether the evaluation is recorded.
@@ -279,6 +279,7 @@ class Runner:
             return self.wait_for_eval(lookup, label)
         entry.pop("eval_failed", None)
         try:
+            eval_spec = {"prompt_template": node.stage.prompt_template(), **node.eval}
             entry["eval"] = evaluate_model(eval_spec, model, out_dir, log_path)
         except (RuntimeError, OSError, ValueError, KeyError) as e:
             entry["eval_failed"] = str(e)

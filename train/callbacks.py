@@ -1,13 +1,8 @@
-"""Trainer callbacks of a stage: complete checkpoints, per-problem statistics, early advance.
+"""Trainer-side state of a stage: per-problem statistics (from the accuracy reward) and the early-advance rule.
 
-All of them extend TRL/transformers through the public `TrainerCallback` surface.
-
-A checkpoint is complete once `stagerl_complete` is in it. `StageCheckpoint` writes, after transformers saved
-a checkpoint: the stage's own state (each part's files: per-problem statistics, the early-advance decision),
-then the marker, then removes checkpoints beyond `save_total_limit` (transformers' own rotation is switched
-off: it deletes the older checkpoint before the new one is marked complete, so a kill there left none).
-Resuming reads every part back and fails on a missing file, so a resumed stage continues exactly where the
-checkpoint left it.
+Each has `checkpoint_files()` / `load_checkpoint()`, through which `train.checkpoints.StageCheckpoint` saves
+it with every checkpoint and a resumed stage reads it back. They extend TRL through its public surface: a
+reward-function wrapper and a `TrainerCallback`.
 """
 
 from __future__ import annotations
@@ -15,90 +10,17 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import shutil
 from pathlib import Path
 
-import torch.distributed as dist
 from transformers import TrainerCallback
 
-from curricula.data.files import atomic_write_text, failpoint
+from train.checkpoints import read_checkpoint_file
 from train.config import PROBLEM_STATS
+from train.distributed import gather, rank
 
 logger = logging.getLogger(__name__)
 
-COMPLETE_MARKER = "stagerl_complete"
 EARLY_ADVANCE_FILE = "early_advance.json"
-
-
-def _barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def _gather(obj) -> list:
-    if dist.is_available() and dist.is_initialized():
-        out = [None] * dist.get_world_size()
-        dist.all_gather_object(out, obj)
-        return out
-    return [obj]
-
-
-def checkpoint_step(path: str | Path) -> int:
-    return int(Path(path).name.split("-")[1])
-
-
-def last_complete_checkpoint(stage_dir: str | Path) -> str | None:
-    """The newest `checkpoint-N` of a stage directory that was saved completely, or None."""
-    done = [p for p in Path(stage_dir).glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
-    return str(max(done, key=checkpoint_step)) if done else None
-
-
-def _read_part(checkpoint: str | Path, name: str) -> str:
-    path = Path(checkpoint) / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: {checkpoint} was not saved by a stagerl stage, so it cannot be resumed exactly"
-        )
-    return path.read_text()
-
-
-class StageCheckpoint(TrainerCallback):
-    """Completes each checkpoint (see the module docstring).
-
-    Args:
-        parts: stage state savers; each has `checkpoint_files() -> {name: text}` (called on every rank: it
-            may gather) and `load_checkpoint(dir)`.
-        keep: how many complete checkpoints to keep (`save_total_limit`; None keeps all).
-    """
-
-    def __init__(self, parts: list, keep: int | None):
-        self.parts, self.keep = parts, keep
-
-    def load(self, checkpoint: str | Path) -> None:
-        for part in self.parts:
-            part.load_checkpoint(checkpoint)
-
-    def on_save(self, args, state, control, **kwargs):
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        files = {name: text for part in self.parts for name, text in part.checkpoint_files().items()}
-        _barrier()  # every rank finished writing its share of the checkpoint
-        if state.is_world_process_zero:
-            for name, text in files.items():
-                atomic_write_text(checkpoint / name, text)
-            failpoint("checkpoint-before-marker")
-            atomic_write_text(checkpoint / COMPLETE_MARKER, "")
-            self.rotate(Path(args.output_dir), newest=checkpoint)
-        _barrier()
-
-    def rotate(self, stage_dir: Path, newest: Path) -> None:
-        """Remove older checkpoints beyond `keep`, only once `newest` is complete: unmark, then delete."""
-        older = sorted((p for p in stage_dir.glob("checkpoint-*") if p != newest), key=checkpoint_step)
-        if self.keep is None:
-            return
-        for old in older[: max(0, len(older) - (self.keep - 1))]:
-            (old / COMPLETE_MARKER).unlink(missing_ok=True)
-            failpoint("rotate-unmarked")
-            shutil.rmtree(old, ignore_errors=True)
 
 
 class ProblemStats:
@@ -127,7 +49,7 @@ class ProblemStats:
 
     def merged(self) -> dict[str, list[int]]:
         total: dict[str, list[int]] = {}
-        for part in _gather(self.counts):
+        for part in gather(self.counts):
             for pid, (attempts, successes) in part.items():
                 entry = total.setdefault(pid, [0, 0])
                 entry[0] += attempts
@@ -146,8 +68,10 @@ class ProblemStats:
 
     def load_checkpoint(self, checkpoint: str | Path) -> None:
         """Resume counts (only rank 0 keeps them, so the merge counts them once)."""
-        rows = [json.loads(line) for line in _read_part(checkpoint, PROBLEM_STATS).splitlines() if line]
-        if not dist.is_initialized() or dist.get_rank() == 0:
+        rows = [
+            json.loads(line) for line in read_checkpoint_file(checkpoint, PROBLEM_STATS).splitlines() if line
+        ]
+        if rank() == 0:
             self.counts = {r["id"]: [r["attempts"], r["successes"]] for r in rows}
 
 
@@ -171,7 +95,7 @@ class EarlyAdvance(TrainerCallback):
         return {EARLY_ADVANCE_FILE: json.dumps({"reason": self.reason})}
 
     def load_checkpoint(self, checkpoint: str | Path) -> None:
-        self.reason = json.loads(_read_part(checkpoint, EARLY_ADVANCE_FILE))["reason"]
+        self.reason = json.loads(read_checkpoint_file(checkpoint, EARLY_ADVANCE_FILE))["reason"]
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is None or "reward" not in logs or state.global_step < self.min_steps:
@@ -195,23 +119,3 @@ class EarlyAdvance(TrainerCallback):
             logger.info("Early advance: %s", self.reason)
             control.should_training_stop = True
             control.should_save = True
-
-
-class StageAlreadyTrained(Exception):
-    """Raised before the first step when the resumed checkpoint is already the end of the stage."""
-
-
-class StopIfTrained(TrainerCallback):
-    """Stops a resumed stage before its first step when its checkpoint is already its end.
-
-    transformers checks for the end of training only after a step, so resuming the last checkpoint (a kill
-    between the last step and the export) would train one step more. Raised from `on_train_begin`, after the
-    checkpoint's weights, optimizer and state are loaded: the caller exports them as they are.
-    """
-
-    def __init__(self, trained: bool):
-        self.trained = trained
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if self.trained:
-            raise StageAlreadyTrained

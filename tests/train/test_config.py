@@ -74,5 +74,32 @@ def test_paper_settings():
         assert m.model_name_or_path == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
         assert t.max_completion_length == (24576 if level == 3 else 16384)
         assert t.mask_truncated_completions == (level == 3)
-        # 128 prompts x 16 samples per rollout on 8 processes
+        # 128 prompts x 16 samples per rollout on 8 processes, one optimizer step per rollout
         assert t.per_device_train_batch_size * 8 * t.steps_per_generation == 128 * 16
+        assert t.gradient_accumulation_steps == t.steps_per_generation
+        assert t.use_vllm and t.vllm_mode == "colocate" and t.vllm_enable_sleep_mode
+        assert t.vllm_max_model_length >= t.max_completion_length
+
+
+def test_paper_curriculum_matches_the_paper():
+    """arXiv 2504.00829 section 4: level 2 at 16k until the reward plateaus, then level 3 at 24k with truncated
+    completions masked and no entropy bonus; lr 1e-6, 16 samples, 128 prompts per step, KL 0.001; evaluated
+    at T=0.6, top-p 0.95, averaging 16 samples. Read from the stages as the runner launches them."""
+    from curricula.plan import load_plan
+
+    plan = load_plan(ROOT / "configs/curricula/am_math_paper.yaml")
+    stages = []
+    for node in plan.nodes.values():
+        args = ["--config", str(node.stage.config_file), *node.stage.cli_args(), "--use_cpu", "true"]
+        stages.append(grpo.make_parser().parse_args_and_config(args))
+    (s2, t2, m2), (s3, t3, m3) = stages
+    for _, t, m in stages:
+        assert m.model_name_or_path == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+        assert (t.learning_rate, t.num_generations, t.beta) == (1e-6, 16, 0.001)
+        assert t.per_device_train_batch_size * 8 * t.steps_per_generation // t.num_generations == 128
+    assert s2.data == ["a-m-team/AM-Math-Difficulty-RL:2"] and s3.data == ["a-m-team/AM-Math-Difficulty-RL:3"]
+    assert (t2.max_completion_length, t2.entropy_coef, t2.mask_truncated_completions) == (16384, 0.001, False)
+    assert (t3.max_completion_length, t3.entropy_coef, t3.mask_truncated_completions) == (24576, 0.0, True)
+    assert s2.advance_plateau_delta is not None and t2.max_steps == 2000  # until the reward plateaus
+    evaluation = plan.curricula[0].eval
+    assert (evaluation["temperature"], evaluation["top_p"], evaluation["samples"]) == (0.6, 0.95, 16)

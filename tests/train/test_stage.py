@@ -134,7 +134,7 @@ def test_killed_inside_a_crash_window_then_resumed_matches_uninterrupted(
 
 
 def last_complete(stage: Path):
-    from train.callbacks import last_complete_checkpoint
+    from train.checkpoints import last_complete_checkpoint
 
     return last_complete_checkpoint(stage)
 
