@@ -23,29 +23,36 @@ logger = logging.getLogger(__name__)
 EARLY_ADVANCE_FILE = "early_advance.json"
 
 
+def observed(reward_fn, observers: list):
+    """`reward_fn` unchanged in behaviour, each call's scores also shown to every observer's `observe(ids,
+    scores, log_metric)` (TRL passes the dataset's `id` column and `log_metric` to reward functions)."""
+
+    @functools.wraps(reward_fn)
+    def recorded(completions, id, **kwargs):  # noqa: A002 - `id` is the dataset column TRL passes
+        scores = reward_fn(completions, id=id, **kwargs)
+        for observer in observers:
+            observer.observe(id, scores, kwargs.get("log_metric"))
+        return scores
+
+    return recorded
+
+
 class ProblemStats:
     """Attempts and successes per problem id, from the accuracy reward, saved with every checkpoint.
 
-    `wrap(reward_fn)` returns the reward function unchanged in behaviour but recording its scores; a score
-    of 1.0 counts as a success. Counts are per rank and merged on save, so under DDP each rank only sees its
-    own completions, yet the file holds them all.
+    A score of 1.0 counts as a success. Counts are per rank and merged on save, so under DDP each rank only
+    sees its own completions, yet the file holds them all.
     """
 
     def __init__(self):
         self.counts: dict[str, list[int]] = {}
 
-    def wrap(self, reward_fn):
-        @functools.wraps(reward_fn)
-        def recorded(completions, id, **kwargs):  # noqa: A002 - `id` is the dataset column TRL passes
-            scores = reward_fn(completions, id=id, **kwargs)
-            for pid, score in zip(id, scores, strict=True):
-                if score is not None:
-                    entry = self.counts.setdefault(pid, [0, 0])
-                    entry[0] += 1
-                    entry[1] += int(score >= 1.0)
-            return scores
-
-        return recorded
+    def observe(self, ids: list[str], scores: list[float | None], log_metric=None) -> None:
+        for pid, score in zip(ids, scores, strict=True):
+            if score is not None:
+                entry = self.counts.setdefault(pid, [0, 0])
+                entry[0] += 1
+                entry[1] += int(score >= 1.0)
 
     def merged(self) -> dict[str, list[int]]:
         total: dict[str, list[int]] = {}

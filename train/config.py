@@ -78,6 +78,23 @@ class StageArguments:
             "overlong gets max_completion_length from the GRPO config unless set."
         },
     )
+    # --- online prompt selection ---
+    select_prompts: bool = field(
+        default=False,
+        metadata={
+            "help": "Skip, before generation, problems whose latest groups in this stage all scored alike in "
+            "accuracy (zero GRPO advantage), with a probability that grows with the streak but never reaches 1 "
+            "(GRESO); batches stay full. See train/selection.py."
+        },
+    )
+    select_explore: float = field(
+        default=0.5,
+        metadata={"help": "Keep probability per zero-variance group in a row: explore ** streak."},
+    )
+    select_min_keep: float = field(
+        default=0.05,
+        metadata={"help": "The keep probability never falls below this, so every problem returns."},
+    )
     # --- advancing ---
     advance_reward_threshold: float | None = field(
         default=None,
@@ -105,6 +122,12 @@ class StageArguments:
                 raise FileNotFoundError(f"drop_solved_stats: file {path} does not exist")
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward")
+        if self.select_prompts and "accuracy" not in self.reward_funcs:
+            raise ValueError(f"select_prompts needs the accuracy reward in reward_funcs={self.reward_funcs}")
+        if not 0 < self.select_explore <= 1 or not 0 < self.select_min_keep <= 1:
+            raise ValueError(
+                f"select_explore={self.select_explore} and select_min_keep={self.select_min_keep} must be in (0, 1]"
+            )
         if self.advance_window < 1:
             raise ValueError(f"advance_window={self.advance_window} must be >= 1")
         self.reward_settings_dict()  # validate early

@@ -128,24 +128,34 @@ def main(argv: list[str] | None = None) -> dict | None:
         return done
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
-    from train.callbacks import EarlyAdvance, ProblemStats
+    from train.callbacks import EarlyAdvance, ProblemStats, observed
     from train.models import EMBEDDED_DEFAULT, resolve_model
     from train.record import write_stage_record
     from train.stage_data import stage_rows
 
     check_generation(training_args)
+    if stage_args.select_prompts and training_args.dataloader_num_workers:
+        raise ValueError("select_prompts draws prompts from the latest scores: set dataloader_num_workers: 0")
     reward_funcs = build_rewards(stage_args, training_args)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
 
-    from trl import GRPOTrainer
+    from train.selection import PromptSelector, StageTrainer, selection_lag
 
     stage_dir = Path(training_args.output_dir)
     stats = ProblemStats()
-    reward_funcs = [stats.wrap(f) if f.__name__.startswith("accuracy") else f for f in reward_funcs]
     early = EarlyAdvance(stage_args.advance_reward_threshold, stage_args.advance_plateau_delta,
                          stage_args.advance_window, stage_args.advance_min_steps)  # fmt: skip
-    checkpoints = StageCheckpoint([stats, early], keep=training_args.save_total_limit)
+    selector = None
+    if stage_args.select_prompts:
+        lag = selection_lag(training_args.gradient_accumulation_steps, training_args.steps_per_generation,
+                            training_args.num_iterations)  # fmt: skip
+        selector = PromptSelector(dataset["id"], stage_args.select_explore, stage_args.select_min_keep, lag,
+                                  training_args.seed, training_args.shuffle_dataset)  # fmt: skip
+    parts = [p for p in (stats, early, selector) if p is not None]
+    reward_funcs = [observed(f, [p for p in parts if hasattr(p, "observe")]) if f.__name__ == "accuracy" else f
+                    for f in reward_funcs]  # fmt: skip
+    checkpoints = StageCheckpoint(parts, keep=training_args.save_total_limit)
     trained = False  # the resumed checkpoint is already the end of the stage
     if resume:
         checkpoints.load(resume)
@@ -155,8 +165,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     model_settings = load_model_settings(model_args, training_args)
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
-    trainer = GRPOTrainer(model=model_path, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset,
-                          callbacks=[early, checkpoints, StopIfTrained(trained)], **model_settings)  # fmt: skip
+    trainer = StageTrainer(model=model_path, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset,
+                           callbacks=[early, checkpoints, StopIfTrained(trained)], selector=selector,
+                           **model_settings)  # fmt: skip
     try:
         trainer.train(resume_from_checkpoint=resume)
     except StageAlreadyTrained:
@@ -180,6 +191,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             wall_time_s=time.time() - start,
             resumed_from=Path(resume).name if resume else None,
             advanced_early=early.reason,
+            selection=selector.totals(trainer.num_generations) if selector else None,
         )
         logger.info(
             "Stage done: %s", json.dumps({k: record[k] for k in ("steps", "reward_start", "reward_end")})

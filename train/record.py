@@ -63,6 +63,7 @@ def write_stage_record(
     wall_time_s: float,
     resumed_from: str | None,
     advanced_early: str | None,
+    selection: dict | None = None,
 ) -> dict:
     """Write `stage.json` for a finished stage and return it."""
     record = {
@@ -71,6 +72,7 @@ def write_stage_record(
         "max_steps": state.max_steps,
         **reward_summary(state.log_history),
         "advanced_early": advanced_early,
+        "selection": selection,
         "data": data,
         "wall_time_s": round(wall_time_s, 2),
         "resumed_from": resumed_from,

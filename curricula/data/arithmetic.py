@@ -14,7 +14,8 @@ a pair is held out when its sha256 falls in the lowest `HELDOUT_PERCENT` (20) of
 - Changing the rule changes both the training rows and the benchmarks, so scores before and after the
   change are not comparable: keep it fixed.
 
-`arithmetic_rows` (training, ids `arith-L1-00000`) draws only training pairs. `heldout_rows` (the
+`arithmetic_rows` (training) draws only training pairs. A training row's id is its problem (`arith-3+5`):
+the same problem drawn twice is one problem to the per-problem statistics and the prompt selection. `heldout_rows` (the
 `arith1`..`arith3` benchmarks, ids `arith1-heldout-0000`) lists held-out problems in a fixed shuffled
 order, at most `HELDOUT_SIZE` (200): all 19 of level 1, all 180 of level 2, 200 of level 3's 1669.
 """
@@ -59,7 +60,7 @@ def arithmetic_rows(level: int, num_rows: int = 2000, seed: int = 0) -> list[dic
         Rows `{"id", "problem", "answer", "level"}`; `answer` is a string.
 
     >>> arithmetic_rows(1, num_rows=1)[0]["id"]
-    'arith-L1-00000'
+    'arith-4+5'
     """
     (a_low, a_high), (b_low, b_high) = _operand_ranges(level)
     rng = random.Random(f"{seed}-{level}")
@@ -68,7 +69,7 @@ def arithmetic_rows(level: int, num_rows: int = 2000, seed: int = 0) -> list[dic
         a, b = rng.randint(a_low, a_high), rng.randint(b_low, b_high)
         # Redrawing held-out pairs keeps the draws uniform over the training part.
         if not is_heldout(a, b):
-            rows.append(_row(f"arith-L{level}-{len(rows):05d}", level, a, b))
+            rows.append(_row(f"arith-{a}+{b}", level, a, b))
     return rows
 
 

@@ -88,13 +88,13 @@ def run_stage(accelerate_config: str, output_dir: Path, *extra: str) -> str:
     return log
 
 
-def run_and_kill(accelerate_config: str, output_dir: Path, tmp: Path) -> None:
+def run_and_kill(accelerate_config: str, output_dir: Path, tmp: Path, *extra: str) -> None:
     """Start a stage, SIGKILL launcher and workers once checkpoint-2 is complete (step 3 is stalled)."""
     stall_dir, log_path = tmp / "stalled-pids", tmp / "killed.log"
     env = {**os.environ, STALL_AT_ENV: "3", STALL_DIR_ENV: str(stall_dir)}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            launch_command(accelerate_config, output_dir),
+            launch_command(accelerate_config, output_dir, *extra),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -292,3 +292,23 @@ def test_no_worker_outlives_a_killed_runner(tmp_path):
     while any(_proc_state(pid) != "Z" for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_proc_state(pid) == "Z" for pid in workers), "a worker outlived the runner"
+
+
+@pytest.mark.slow
+def test_prompt_selection_on_two_processes_resumes_exactly(tmp_path):
+    """Both ranks draw from one gathered history (a checkpoint fails if their draws differ); the history is in
+    the checkpoint, so a stage killed after checkpoint-2 and resumed draws and trains as an uninterrupted one."""
+    select = ("--select_prompts", "true", "--max_steps", "8", "--max_train_samples", "8",
+              "--reward_funcs", "accuracy", "tests.helpers.stall.stalling_length_reward")  # fmt: skip
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run_stage("ddp", straight, *select)
+    run_and_kill("ddp", resumed, tmp_path, *select)
+    run_stage("ddp", resumed, *select, "--resume_from_checkpoint", "latest")
+    a, b = load_weights(straight), load_weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    records = [json.loads((d / "stage.json").read_text()) for d in (straight, resumed)]
+    assert (
+        records[0]["selection"] == records[1]["selection"] and records[0]["selection"]["prompts_skipped"] > 0
+    )
+    state = [json.loads((d / "checkpoint-8" / "selection.json").read_text()) for d in (straight, resumed)]
+    assert state[0] == state[1]
