@@ -62,7 +62,7 @@ def test_column_auto_detection_and_error(tmp_path):
     bad = tmp_path / "bad"
     bad.mkdir()
     write_am_layout(bad, levels=(1,), columns=("text", "label"))
-    with pytest.raises(ValueError, match=r"columns found: \['text', 'label'\]"):
+    with pytest.raises(ValueError, match=r"fields found: \['text: \w+', 'label: \w+'\]"):
         load_stage_data([f"{bad}:1"])
     assert load_stage_data([f"{bad}:1"], question_column="text", answer_column="label")[0]["answer"] == "1"
 
@@ -77,6 +77,9 @@ def test_local_jsonl_with_level_filter_and_system_prompt(tmp_path):
     )
     ds = load_stage_data([f"{path}:1"], system_prompt="Be brief.")
     assert ds["id"] == ["p1", "p3", "p5"] and ds[0]["prompt"][0] == {"role": "system", "content": "Be brief."}
+    assert ds["answer"] == ["1", "3", "5"]  # strings, although the file's answers are numbers
+    mixed = load_stage_data([f"{path}:1", "arithmetic:1"])  # so it mixes with sources of text answers
+    assert {type(a) for a in mixed["answer"]} == {str} and len(mixed) > 2000
     with pytest.raises(ValueError, match=r"levels found: \[0, 1\]"):
         load_stage_data([f"{path}:5"])
 
