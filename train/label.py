@@ -39,6 +39,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from curricula.data.files import atomic_write_json
+from curricula.data.layouts import ANSWER_COLUMNS, QUESTION_COLUMNS, pick_column
 from curricula.data.levels import (
     ROLES,
     LevelRules,
@@ -49,13 +50,7 @@ from curricula.data.levels import (
     read_records,
 )
 from curricula.data.prompts import R1_INSTRUCTION, chat_prompt
-from curricula.data.sources import (
-    AM_LEVEL_FILE,
-    AM_LEVELS,
-    ANSWER_COLUMNS,
-    QUESTION_COLUMNS,
-    pick_column,
-)
+from curricula.data.sources import AM_LEVEL_FILE, AM_LEVELS
 from train.label_outputs import plot_histogram, summarize, write_levels, write_table
 
 logger = logging.getLogger(__name__)
@@ -116,7 +111,7 @@ def load_problems(
         source: a .jsonl/.json/.parquet file or a hub dataset id (train split).
         limit: keep a seeded random sample of this many (original order kept).
         seed: seed of that sample.
-        question_column: auto-detected when None (`curricula.data.QUESTION_COLUMNS`).
+        question_column: auto-detected when None (`curricula.data.layouts.QUESTION_COLUMNS`).
         answer_column: auto-detected when None.
 
     Returns:

@@ -104,6 +104,27 @@ def test_drop_zero_advantage(tmp_path):
     assert kept["id"] == [ids[2], ids[3]]
 
 
+def test_a_problem_keeps_its_identity_across_files_levels_and_mixes(tmp_path):
+    """Rows without ids are named by their problem, so what an earlier stage learned about a problem follows
+    it into a relabelled set, another level or a mixed stage (and `drop_solved` can fire there)."""
+    problems = [
+        {"problem": f"What is {i} + {i}?", "answer": str(2 * i), "level": 1 + i % 2} for i in range(6)
+    ]
+    first = tmp_path / "first.jsonl"
+    first.write_text("".join(json.dumps(p) + "\n" for p in problems))
+    relabelled = tmp_path / "relabelled.jsonl"  # the same problems, other levels, other order
+    relabelled.write_text("".join(json.dumps({**p, "level": 3}) + "\n" for p in reversed(problems)))
+    seen = load_stage_data([str(first)])
+    again = load_stage_data([f"{relabelled}:3@0.5", "arithmetic:1@0.5"], seed=1)
+    assert set(seen["id"]) <= set(again["id"])
+    stats = tmp_path / "problems.jsonl"  # stage 1 solved every problem every time
+    stats.write_text("".join(json.dumps({"id": i, "attempts": 8, "successes": 8}) + "\n" for i in seen["id"]))
+    kept, dropped = drop_zero_advantage(again, [str(stats)], min_attempts=4)
+    # every row of those problems goes (a mix repeats the smaller part), the arithmetic rows stay
+    assert dropped["always_solved"] == sum(i in set(seen["id"]) for i in again["id"]) >= 6
+    assert not set(kept["id"]) & set(seen["id"]) and all(i.startswith("arith-") for i in kept["id"])
+
+
 def test_stage_decontamination_removes_benchmark_problems(tmp_path):
     from curricula.data.benchmarks import load_benchmark
     from curricula.data.decontaminate import filter_contaminated
