@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
 
-    from train.selection import PromptSelector, StageTrainer, selection_lag
+    from train.selection import PromptSelector, StageTrainer, sampler_seed, selection_lag
 
     stage_dir = Path(training_args.output_dir)
     stats = ProblemStats()
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         lag = selection_lag(training_args.gradient_accumulation_steps, training_args.steps_per_generation,
                             training_args.num_iterations)  # fmt: skip
         selector = PromptSelector(dataset["id"], stage_args.select_explore, stage_args.select_min_keep, lag,
-                                  training_args.seed, training_args.shuffle_dataset)  # fmt: skip
+                                  sampler_seed(training_args), training_args.shuffle_dataset)  # fmt: skip
     parts = [p for p in (stats, early, selector) if p is not None]
     reward_funcs = [observed(f, [p for p in parts if hasattr(p, "observe")]) if f.__name__ == "accuracy" else f
                     for f in reward_funcs]  # fmt: skip

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from torch.utils.data import Sampler
 from trl import GRPOTrainer
+from trl.trainer.utils import RepeatSampler
 
 from train.checkpoints import read_checkpoint_file
 from train.distributed import gather
@@ -207,20 +208,25 @@ def selection_lag(gradient_accumulation_steps: int, steps_per_generation: int, n
     return -(-gradient_accumulation_steps // repeats) + 1
 
 
+def sampler_seed(args) -> int:
+    """The seed of the prompt order: `data_seed` when set, else `seed`, as transformers documents
+    `data_seed` ("reproducibility of data sampling, independent of the model seed"; TRL's sampler reads only
+    `seed`)."""
+    return args.data_seed if args.data_seed is not None else args.seed
+
+
 class StageTrainer(GRPOTrainer):
-    """TRL's `GRPOTrainer`, drawing prompts through `selector` when the stage selects them (else TRL's own
-    `RepeatSampler`)."""
+    """TRL's `GRPOTrainer`, drawing prompts through `selector` when the stage selects them, else through TRL's
+    own `RepeatSampler`, both seeded by `sampler_seed`."""
 
     def __init__(self, *args, selector: PromptSelector | None = None, **kwargs):
         self.selector = selector
         super().__init__(*args, **kwargs)
 
     def _get_train_sampler(self, dataset=None):
-        if self.selector is None:
-            return super()._get_train_sampler(dataset)
-        return SelectionSampler(
-            self.selector,
-            mini_repeat_count=self.num_generations,
-            batch_size=self.args.generation_batch_size // self.num_generations,
-            repeat_count=self.num_iterations * self.args.steps_per_generation,
-        )
+        batch_size = self.args.generation_batch_size // self.num_generations
+        repeat_count = self.num_iterations * self.args.steps_per_generation
+        if self.selector is not None:
+            return SelectionSampler(self.selector, self.num_generations, batch_size, repeat_count)
+        return RepeatSampler(dataset if dataset is not None else self.train_dataset, self.num_generations,
+                             batch_size, repeat_count, shuffle=self.shuffle_dataset, seed=sampler_seed(self.args))  # fmt: skip
