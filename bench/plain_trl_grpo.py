@@ -19,9 +19,10 @@ from train.models import resolve_model  # noqa: E402
 if __name__ == "__main__":
     stage, args, model = TrlParser((StageArguments, GRPOConfig, ModelConfig)).parse_args_and_config()
     dataset = load_stage_data(stage.data, seed=args.seed, prompt_template=stage.prompt_template)
-    args.model_init_kwargs = {"dtype": "float32"}
+    args.model_init_kwargs = {"dtype": model.dtype or "float32"}
     trainer = GRPOTrainer(model=resolve_model(model.model_name_or_path), reward_funcs=build_reward_funcs(stage.reward_funcs),
                           args=args, train_dataset=dataset)  # fmt: skip
     trainer.train()
     trainer.save_model(args.output_dir)
+    trainer.state.save_to_json(f"{args.output_dir}/trainer_state.json")  # what bench/gpu_stage.py reads
     trainer.end()
