@@ -21,6 +21,8 @@ answer, so the pair is graded again the next time it comes.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -74,6 +76,11 @@ def _worker_main(conn) -> None:
     """Worker loop: receive chunks of (index, answer, gold), send back (index, result) one by one."""
     # Ctrl-C goes to the whole process group; the parent decides, workers must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker hung in sympy would outlive a trainer killed with SIGKILL (it never reads its closed pipe):
+    # have the kernel kill it with the process that started it, the trainer under spawn, else the
+    # forkserver, which goes with the trainer (see `rewards.warm`).
+    with contextlib.suppress(OSError, AttributeError):  # PR_SET_PDEATHSIG is Linux only
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     from rewards.equivalence import grade_pair, warm_up
 
     # Under spawn (or a cold forkserver) the first parse builds math-verify's parser; do it before

@@ -1,7 +1,10 @@
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,39 @@ def test_worker_killed_mid_run_is_replaced(pool):
     assert out["r"] == [1.0] * len(pairs)
     assert victim not in pool.worker_pids
     assert pool.grade_pairs([("7", "7.0")]) == [1.0]
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_hung_worker_dies_with_a_killed_trainer(tmp_path):
+    """SIGKILL leaves the pool no chance to clean up; a worker stuck in sympy must still not outlive it."""
+    script = tmp_path / "trainer.py"
+    script.write_text(
+        "from rewards.pool import GradingPool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = GradingPool(num_workers=1, timeout=600)\n"
+        "    pool.grade_pairs([('1', '1')])\n"
+        "    print(pool.worker_pids[0], flush=True)\n"
+        "    pool.grade_pairs([('10^{10^{10^{10}}}', 'x+1')])  # hangs in the worker\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    worker = int(proc.stdout.readline())
+    time.sleep(1.0)  # the worker is now grading the hanging pair
+    assert _alive(worker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while _alive(worker) and time.time() < deadline:
+        time.sleep(0.1)
+    survived = _alive(worker)
+    if survived:  # do not leave it burning a core
+        os.kill(worker, signal.SIGKILL)
+    assert not survived, f"grading worker {worker} outlived its trainer"
