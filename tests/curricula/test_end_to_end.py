@@ -11,20 +11,14 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[2]
-SMOKE_SWEEP = ROOT / "configs/sweeps/smoke.yaml"
+from tests.helpers.curricula import ROOT, SMOKE_SWEEP, write
+
 pytestmark = pytest.mark.slow
 
 
 def launch(*args, cwd=ROOT, **kwargs):
     return subprocess.run([str(ROOT / "launch.sh"), *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           **kwargs)  # fmt: skip
-
-
-def write(tmp_path, spec, name):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 def moving_curriculum(tmp_path, max_steps=4, **defaults) -> Path:
@@ -44,6 +38,19 @@ def weights(model_dir: Path) -> dict:
 def same_weights(a: Path, b: Path) -> bool:
     wa, wb = weights(a), weights(b)
     return wa.keys() == wb.keys() and all(wa[k].equal(wb[k]) for k in wa)
+
+
+def kill_when(cmd: list[str], marker: Path, timeout: float = 300) -> None:
+    """Run `cmd` and SIGKILL its whole process group as soon as `marker` exists."""
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + timeout
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), f"{marker} never appeared"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def test_smoke_curriculum_end_to_end(tmp_path):
@@ -70,15 +77,8 @@ def test_sigkill_during_stage2_then_rerun_matches_uninterrupted(tmp_path):
     assert launch(curriculum, "--output_dir", tmp_path / "full").returncode == 0
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen([str(ROOT / "launch.sh"), str(curriculum), "--output_dir", str(run)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    marker = run / "stage-2-level2" / "checkpoint-2" / "stagerl_complete"
-    deadline = time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), "stage 2 never reached its second checkpoint"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when([str(ROOT / "launch.sh"), str(curriculum), "--output_dir", str(run)],
+              run / "stage-2-level2" / "checkpoint-2" / "stagerl_complete")  # fmt: skip
     manifest = json.loads((run / "curriculum.json").read_text())
     assert [s["status"] for s in manifest["stages"]] == ["done", "running", "pending"]
 
@@ -178,15 +178,8 @@ def test_killed_sweep_resumes(tmp_path):
     plan = load_plan(path, sweep=True)
     level1, level2, mix = (plan.nodes[n] for n in (*plan.paths["1-2"], plan.paths["1-mix"][1]))
     sweep_dir = tmp_path / "sw"
-    proc = subprocess.Popen([str(ROOT / "launch.sh"), "--sweep", str(path), "--output_dir", str(sweep_dir)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    marker = sweep_dir / level2.dir / "checkpoint-2" / "stagerl_complete"
-    deadline = time.time() + 240
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert marker.exists(), "the second node never reached its second checkpoint"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when([str(ROOT / "launch.sh"), "--sweep", str(path), "--output_dir", str(sweep_dir)],
+              sweep_dir / level2.dir / "checkpoint-2" / "stagerl_complete")  # fmt: skip
     status = {k: v["status"] for k, v in json.loads((sweep_dir / "sweep.json").read_text())["nodes"].items()}
     assert status == {level1.id: "done", level2.id: "running", mix.id: "pending"}
 
@@ -279,3 +272,26 @@ def test_sweep_killed_at_random_instants_ends_like_an_uninterrupted_run(tmp_path
     assert len(nodes) == 4 and all(n["status"] == "done" for n in nodes.values())
     for n in nodes.values():
         assert same_weights(tmp_path / "full" / n["checkpoint"], run / n["checkpoint"]), n["name"]
+
+
+def test_study_sweep_smoke(tmp_path):
+    """configs/sweeps/study.yaml as shipped (its curricula, their shared first stage, the evaluations), on the
+    tiny model for 2 steps a stage and one seed: every curriculum ends evaluated on every level, and the
+    report has the table over seeds and the plot against steps."""
+    base = yaml.safe_load((ROOT / "configs/curricula/study.yaml").read_text())
+    base["model"] = "stagerl:tiny-random"
+    base["defaults"].update(max_steps=2, max_completion_length=8, save_steps=2)
+    base["eval"].update(limit=1, samples=1, max_new_tokens=4)
+    sweep = yaml.safe_load((ROOT / "configs/sweeps/study.yaml").read_text())
+    sweep.update(base=str(write(tmp_path, base, "study.yaml")), grid={"seed": [0]})
+    proc = launch("--sweep", write(tmp_path, sweep, "sweep.yaml"), "--output_dir", tmp_path / "sw")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    names = {c.split("-seed=")[0] for c in record["curricula"]}
+    assert names == {"staged", "mixed", "level3-only", "level1-only", "staged-select"}
+    assert len(record["nodes"]) == 14  # 5 curricula x 3 stages, the first stage shared by two
+    assert all(set(n["eval"]) == {"arith1", "arith2", "arith3"} for n in record["nodes"].values())
+    assert set(record["starts"]["stagerl:tiny-random"]["eval"]) == {"arith1", "arith2", "arith3"}
+    report = (tmp_path / "sw" / "report.md").read_text()
+    assert "Final evaluation over seeds" in report and "| staged | 1 |" in report
+    assert (tmp_path / "sw" / "eval.png").stat().st_size > 1000

@@ -4,24 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from curricula.plan import diff, load_curriculum, load_plan, load_sweep, node_id
-
-ROOT = Path(__file__).resolve().parents[2]
-SMOKE_SWEEP = ROOT / "configs/sweeps/smoke.yaml"
-SMOKE_BASE = str(ROOT / "configs/curricula/smoke.yaml")
-BASE = {"name": "t", "model": "stagerl:tiny-random", "defaults": {"config": str(ROOT / "configs/stages/smoke.yaml")},
-        "stages": [{"name": "a", "data": ["arithmetic:1"], "max_steps": 2},
-                   {"name": "b", "data": ["arithmetic:2@0.5", "math-levels:1@0.5"], "max_steps": 3,
-                    "advance": {"reward_threshold": 0.5, "window": 2}}]}  # fmt: skip
-
-
-def write(tmp_path, spec, name="c.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
-
+from tests.helpers.curricula import BASE, ROOT, SMOKE_BASE, SMOKE_SWEEP, write
 
 # --- curricula ---
 

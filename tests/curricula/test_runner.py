@@ -17,21 +17,9 @@ from curricula.commands import launcher
 from curricula.plan import load_plan
 from curricula.report import write_report
 from curricula.run import Record, RecordError, main, run_plan
+from tests.helpers.curricula import BASE, ROOT, SMOKE_BASE, SMOKE_SWEEP, write
 
-ROOT = Path(__file__).resolve().parents[2]
-SMOKE_SWEEP = ROOT / "configs/sweeps/smoke.yaml"
-SMOKE_BASE = str(ROOT / "configs/curricula/smoke.yaml")
-BASE = {"name": "t", "model": "stagerl:tiny-random", "defaults": {"config": str(ROOT / "configs/stages/smoke.yaml")},
-        "stages": [{"name": "a", "data": ["arithmetic:1"], "max_steps": 2},
-                   {"name": "b", "data": ["arithmetic:2@0.5", "math-levels:1@0.5"], "max_steps": 3,
-                    "advance": {"reward_threshold": 0.5, "window": 2}}]}  # fmt: skip
 PLAIN = launcher(None, 1)
-
-
-def write(tmp_path, spec, name="c.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 class FakeTrainer:
