@@ -96,10 +96,8 @@ class Record:
                 changes = diff(old, specs[plan.name])
                 if changes:
                     raise RecordError(
-                        f"{self.path} records another curriculum; changed: "
-                        + "; ".join(changes)
-                        + ". Nothing "
-                        "was deleted; use another --output_dir (stage directories are named by position)."
+                        f"{self.path} records another curriculum; changed: {'; '.join(changes)}. Nothing was "
+                        "deleted; use another --output_dir (stage directories are named by position)."
                     )
         else:
             self.data = {"name": plan.name, "kind": plan.kind, "created": _now(), "starts": {}, "nodes": {}}
@@ -117,10 +115,6 @@ class Record:
     def nodes(self) -> dict[str, dict]:
         return self.data["nodes"]
 
-    def start(self, model: str) -> dict:
-        """The record of a starting model (its `eval` before any training)."""
-        return self.data["starts"].setdefault(model, {})
-
     def read(self) -> dict:
         return read_record(self.path, self.plan.kind)
 
@@ -129,7 +123,7 @@ class Record:
         if self.plan.kind == "sweep":
             return self.data
         view = {k: v for k, v in self.data.items() if k not in ("nodes", "curricula", "starts")}
-        ((name, cur),) = self.data["curricula"].items()
+        ((cur),) = self.data["curricula"].values()
         initial = self.data["starts"].get(cur["spec"]["model"], {}).get("eval")
         if initial is not None:
             view["initial_eval"] = initial

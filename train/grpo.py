@@ -68,8 +68,11 @@ def build_rewards(stage_args: StageArguments, training_args: GRPOConfig) -> list
     return build_reward_funcs(stage_args.reward_funcs, settings)
 
 
-def check_generation(training_args: GRPOConfig) -> None:
-    """Fail before any model loads when the config asks for vLLM where it cannot run."""
+def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
+    """Checks across our fields and TRL's, before any model loads: prompt selection needs the dataloader in
+    this process, and vLLM must be installed (with a GPU for colocate)."""
+    if stage_args.select_prompts and training_args.dataloader_num_workers:
+        raise ValueError("select_prompts draws prompts from the latest scores: set dataloader_num_workers: 0")
     if not training_args.use_vllm:
         return
     import torch
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         StageCheckpoint,
         StopIfTrained,
         export_final,
-        finished_record,  # fmt: skip
+        finished_record,
         resolve_resume,
         trained_to_the_end,
     )
@@ -133,9 +136,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     from train.record import write_stage_record
     from train.stage_data import stage_rows
 
-    check_generation(training_args)
-    if stage_args.select_prompts and training_args.dataloader_num_workers:
-        raise ValueError("select_prompts draws prompts from the latest scores: set dataloader_num_workers: 0")
+    check_settings(stage_args, training_args)
     reward_funcs = build_rewards(stage_args, training_args)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
