@@ -188,25 +188,25 @@ def _pyplot():
 
 
 def plot_rewards(run_dir: Path, plan: Plan, record: dict, path: Path) -> None:
-    """Training reward against steps spent, one line per curriculum; stage ends dotted."""
+    """Training reward against steps spent: one line per curriculum, or, for a single curriculum, one per stage
+    (so a reader sees which level each part of the curve trained on)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, (name, node_ids) in enumerate(plan.paths.items()):
         xs, ys, offset = [], [], 0
         for nid in node_ids:
             stage_json = run_dir / record["nodes"][nid]["dir"] / "stage.json"
-            history = (
-                json.loads(stage_json.read_text()).get("reward_history") if stage_json.is_file() else None
-            )
-            for step, reward in history or []:
-                xs.append(offset + step)
-                ys.append(reward)
+            history = json.loads(stage_json.read_text()).get("reward_history") if stage_json.is_file() else []
+            xs += [offset + step for step, _ in history]
+            ys += [reward for _, reward in history]
             offset = xs[-1] if xs else offset
-            if len(plan.paths) == 1:
-                ax.axvline(offset, color="grey", linestyle=":", linewidth=0.8)
-        ax.plot(
-            xs, ys, marker="o.^sv*"[i % 6], linestyle=["-", "--", ":", "-."][i % 4], label=name, alpha=0.8
-        )
+            if len(plan.paths) == 1:  # one line per stage
+                ax.plot(xs, ys, marker="o", label=record["nodes"][nid]["name"])
+                xs, ys = [], []
+        if xs:
+            ax.plot(
+                xs, ys, marker="o.^sv*"[i % 6], linestyle=["-", "--", ":", "-."][i % 4], label=name, alpha=0.8
+            )
     ax.set_xlabel("optimizer step (across the curriculum's stages)")
     ax.set_ylabel("mean training reward")
     ax.set_title(f"{plan.name}: training reward")
