@@ -91,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stagerl-gpu-bench-") as tmp:
         model = build_model(args.shape, Path(tmp) / "model")
         print(f"{args.shape} model, {args.num_processes} process(es), {args.accelerate_config}, {args.steps} steps, "
-              f"8 prompts x 8 completions of {args.completion_length} tokens per step")  # fmt: skip
+              f"8 completions of {args.completion_length} tokens per process per step (one prompt's group)")  # fmt: skip
         print(f"{'generation':<14} {'side':<6} {'tokens/s':>10} {'peak GB':>8}")
         for name, extra in variants.items():
             results = {"stage": [], "plain": []}
