@@ -76,9 +76,12 @@ class StageCheckpoint(TrainerCallback):
 
     def rotate(self, stage_dir: Path, newest: Path) -> None:
         """Remove older checkpoints beyond `keep`, only once `newest` is complete: unmark, then delete."""
-        older = sorted((p for p in stage_dir.glob("checkpoint-*") if p != newest), key=checkpoint_step)
         if self.keep is None:
             return
+        step = checkpoint_step(newest)
+        older = sorted(
+            (p for p in stage_dir.glob("checkpoint-*") if checkpoint_step(p) < step), key=checkpoint_step
+        )
         for old in older[: max(0, len(older) - (self.keep - 1))]:
             (old / COMPLETE_MARKER).unlink(missing_ok=True)
             failpoint("rotate-unmarked")
