@@ -39,7 +39,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from curricula.data.files import atomic_write_json
-from curricula.data.layouts import ANSWER_COLUMNS, QUESTION_COLUMNS, pick_column
+from curricula.data.layouts import find_layout
 from curricula.data.levels import (
     ROLES,
     LevelRules,
@@ -111,8 +111,9 @@ def load_problems(
         source: a .jsonl/.json/.parquet file or a hub dataset id (train split).
         limit: keep a seeded random sample of this many (original order kept).
         seed: seed of that sample.
-        question_column: auto-detected when None (`curricula.data.layouts.QUESTION_COLUMNS`).
-        answer_column: auto-detected when None.
+        question_column: the problem's column or nested field (`a.b`); found as training data's is when None
+            (`curricula.data.layouts.find_layout`: flat columns, chat turns, nested fields).
+        answer_column: the answer's; found when None (a reference solution gives its last `\\boxed{}`).
 
     Returns:
         The rows; ids come from an `id` column, else `<file stem>-<row index>`.
@@ -124,8 +125,7 @@ def load_problems(
         ds = load_dataset(kind, data_files=source, split="train")
     else:
         ds = load_dataset(source, split="train")
-    q = pick_column(ds.column_names, question_column, QUESTION_COLUMNS, "question", source)
-    a = pick_column(ds.column_names, answer_column, ANSWER_COLUMNS, "answer", source)
+    layout = find_layout(ds, source, question_column, answer_column)
     indices = list(range(len(ds)))
     if limit is not None and limit < len(ds):
         indices = sorted(random.Random(seed).sample(indices, limit))
@@ -133,11 +133,8 @@ def load_problems(
     rows = []
     for i in indices:
         raw = ds[i]
-        row = {
-            "id": str(raw["id"]) if "id" in raw else f"{tag}-{i}",
-            "question": raw[q],
-            "answer": str(raw[a]),
-        }
+        question, answer = layout.values(raw, f"{source} row {i}")
+        row = {"id": str(raw["id"]) if "id" in raw else f"{tag}-{i}", "question": question, "answer": answer}
         if "level" in raw:
             row["input_level"] = raw["level"]
         rows.append(row)

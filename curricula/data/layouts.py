@@ -40,29 +40,6 @@ TRIED = {
 }
 
 
-def pick_column(
-    columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str
-) -> str:
-    """The flat column holding `what`: `wanted` when given, else the first of `candidates` present.
-
-    For readers that take columns as they are (`train.label`); training data goes through `find_layout`,
-    which also maps chat, nested and reference-solution layouts.
-    """
-    if wanted is not None:
-        if wanted not in columns:
-            raise ValueError(
-                f"{what}_column={wanted!r} is not a column of {source}; columns found: {columns}"
-            )
-        return wanted
-    for name in candidates:
-        if name in columns:
-            return name
-    raise ValueError(
-        f"cannot find the {what} column of {source} (tried {list(candidates)}); columns found: "
-        f"{columns}; set {what}_column"
-    )
-
-
 @dataclass(frozen=True)
 class Field:
     """Where one value sits in a row.

@@ -3,6 +3,7 @@ import json
 import re
 import time
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -334,6 +335,37 @@ def test_adaptive_mode_moves_easy_problems_down(tmp_path, monkeypatch):
     assert levels == {1: ["q1"], 2: ["q4", "q5"], 3: ["q2"]}
     assert summary["reasons"] == {"down": 2, "mastered": 1, "same": 1, "up": 1}
     assert sorted(load_stage_data([f"{out2}:2"])["id"]) == ["q4", "q5"]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {
+            "messages": [
+                {"role": "user", "content": "What is 2 + 3?"},
+                {"role": "assistant", "content": "Two plus three is $\\boxed{5}$."},
+            ]
+        },
+        {"prompt": [{"role": "user", "content": "What is 2 + 3?"}], "reward_model": {"ground_truth": "5"}},
+        {"question": "What is 2 + 3?", "solution": "Adding, $2 + 3 = \\boxed{5}$."},
+    ],
+    ids=["chat", "verl", "reference-solution"],
+)
+def test_problems_load_from_every_layout_training_reads(tmp_path, row):
+    path = tmp_path / "problems.parquet"
+    pq.write_table(pa.Table.from_pylist([row] * 2), path)
+    rows = label.load_problems(str(path))
+    assert [(r["id"], r["question"], r["answer"]) for r in rows] == [
+        ("problems-0", "What is 2 + 3?", "5"),
+        ("problems-1", "What is 2 + 3?", "5"),
+    ]
+
+
+def test_a_layout_without_an_answer_fails_listing_the_fields(tmp_path):
+    path = tmp_path / "problems.jsonl"
+    path.write_text(json.dumps({"question": "What is 2 + 3?", "notes": "easy"}) + "\n")
+    with pytest.raises(ValueError, match=r"problems\.jsonl.*notes"):
+        label.load_problems(str(path))
 
 
 def test_cli_errors_name_the_option(tmp_path):
