@@ -13,11 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
-from curricula.data.files import atomic_write_json
+from curricula.data.files import atomic_directory, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +85,9 @@ def stage_rows(stage_args, training_args):
     with training_args.main_process_first(local=False, desc="stage data"):
         if not (cache / "info.json").is_file():  # the main process builds; the others then find it built
             dataset, info = build_rows(stage_args, training_args.seed)
-            tmp = cache.with_name(cache.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            dataset.save_to_disk(str(tmp))
-            atomic_write_json(tmp / "info.json", info)  # written last: a copy without it is incomplete
-            shutil.rmtree(cache, ignore_errors=True)
-            os.replace(tmp, cache)
+            with atomic_directory(cache) as tmp:
+                dataset.save_to_disk(str(tmp))
+                atomic_write_json(tmp / "info.json", info)
         info = json.loads((cache / "info.json").read_text())
         dataset = load_from_disk(str(cache))
     logger.info(
