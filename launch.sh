@@ -25,7 +25,7 @@ PYTHON=${PYTHON:-$here/.venv/bin/python}
 case "${1:-}" in
   -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
   # A sweep: a tree of curricula, each distinct stage trained once.
-  --sweep) shift; exec "$PYTHON" -m curricula.run --sweep "$@" ;;
+  --sweep) shift; exec "$PYTHON" -m stagerl.curricula.run --sweep "$@" ;;
   # A curriculum (the demo when no file is given).
-  *) exec "$PYTHON" -m curricula.run "$@" ;;
+  *) exec "$PYTHON" -m stagerl.curricula.run "$@" ;;
 esac

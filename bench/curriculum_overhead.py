@@ -4,7 +4,7 @@
 
 Side by side in one invocation (the order alternates between repeats, so machine load drifts evenly):
 
-- curriculum: `python -m curricula.run configs/curricula/smoke.yaml --output_dir TMP` (spec check, manifest,
+- curriculum: `python -m stagerl.curricula.run configs/curricula/smoke.yaml --output_dir TMP` (spec check, manifest,
   three `train/grpo.py` launches, report and plot);
 - single stages: `python train/grpo.py --config <stage YAML> <the same overrides> --model_name_or_path <the
   previous stage's final/> --output_dir TMP/stage-k`, three times, summed.
@@ -23,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from stagerl.curricula.plan import load_curriculum
 
-from curricula.plan import load_curriculum  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 CURRICULUM = ROOT / "configs/curricula/smoke.yaml"
 
@@ -40,7 +39,7 @@ def _timed(cmd: list[str], log: Path) -> float:
 
 def run_curriculum(work: Path) -> float:
     """Wall time of the whole curriculum through the runner."""
-    cmd = [sys.executable, "-m", "curricula.run", str(CURRICULUM), "--output_dir", str(work / "run")]
+    cmd = [sys.executable, "-m", "stagerl.curricula.run", str(CURRICULUM), "--output_dir", str(work / "run")]
     return _timed(cmd, work / "curriculum.log")
 
 

@@ -26,7 +26,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SHAPES = {
     # Qwen2.5-1.5B's dimensions (config.json of Qwen/Qwen2.5-1.5B).
@@ -42,7 +41,7 @@ def build_model(shape: str, out: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from train.models import TINY_RANDOM, resolve_model
+    from stagerl.train.models import TINY_RANDOM, resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(TINY_RANDOM))
     config = Qwen2Config(**SHAPES[shape], max_position_embeddings=32768, tie_word_embeddings=True,

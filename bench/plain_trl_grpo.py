@@ -4,17 +4,12 @@ Same model, rows, reward function and GRPO settings as the stage it is compared 
 machinery (config checks, per-problem stats, checkpoint markers, atomic export, stage record).
 """
 
-import sys
-from pathlib import Path
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser  # noqa: E402
-
-from curricula.data.sources import load_stage_data  # noqa: E402
-from rewards.registry import build_reward_funcs  # noqa: E402
-from train.config import StageArguments  # noqa: E402
-from train.models import resolve_model  # noqa: E402
+from stagerl.data.sources import load_stage_data
+from stagerl.rewards.registry import build_reward_funcs
+from stagerl.train.config import StageArguments
+from stagerl.train.models import resolve_model
 
 if __name__ == "__main__":
     stage, args, model = TrlParser((StageArguments, GRPOConfig, ModelConfig)).parse_args_and_config()

@@ -3,7 +3,7 @@
     flock /tmp/stagerl-cpu.lock .venv/bin/python bench/reward_agreement.py [--data FILE] [--show-disagreements]
 
 Data: ``tests/rewards/data/processbench_dev.jsonl`` (ProcessBench solutions with human final-answer
-labels, see the README there). Ours: ``rewards.grade`` (extraction, hedging, anti-hack rule, pool).
+labels, see the README there). Ours: ``stagerl.rewards.grade`` (extraction, hedging, anti-hack rule, pool).
 Plain math-verify: ``verify(parse("$" + gold + "$"), parse(completion))`` with default settings, in this
 process. Per source: rows, agreement with the labels, false positives (credit for a solution labelled
 wrong) and false negatives (no credit for one labelled right), for both graders.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from math_verify import parse, verify
 
-from rewards.accuracy import grade
-from rewards.extract import extract
+from stagerl.rewards.accuracy import grade
+from stagerl.rewards.extract import extract
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "rewards" / "data" / "processbench_dev.jsonl"
 

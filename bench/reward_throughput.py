@@ -4,14 +4,14 @@
 
 Same 2,000 (completion, gold) pairs for both sides. Baseline: one process, for each pair
 ``verify(parse("$" + gold + "$"), parse(completion))`` (as open-r1's accuracy reward does). Ours:
-``rewards.grade`` on a warm pool (worker start-up is paid once per training run, and is printed
+``stagerl.rewards.grade`` on a warm pool (worker start-up is paid once per training run, and is printed
 separately). Four figures:
 
 - distinct: 2,000 different problems, no repeated (answer, gold) pair;
 - grpo: 125 prompts x 16 samples whose final answers repeat (as in GRPO groups);
 - pool only: the distinct set with the in-process fast paths turned off (every pair goes to a worker),
   to show what the process pool alone buys;
-- whole process: the grpo rows as a JSONL file, ``python -m rewards.score`` against a Python process
+- whole process: the grpo rows as a JSONL file, ``python -m stagerl.rewards.score`` against a Python process
   running the baseline loop over the same file, both timed from launch to exit (imports, worker start-up
   and file I/O included).
 """
@@ -30,9 +30,9 @@ from pathlib import Path
 
 from math_verify import parse, verify
 
-from rewards.accuracy import grade
-from rewards.extract import extract
-from rewards.pool import GradingPool, default_num_workers
+from stagerl.rewards.accuracy import grade
+from stagerl.rewards.extract import extract
+from stagerl.rewards.pool import GradingPool, default_num_workers
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STEPS = "Let me think step by step. We compute the quantities one at a time and check each step. "
@@ -115,7 +115,7 @@ for line in open(sys.argv[1]):
 
 
 def whole_process(comps: list[str], golds: list[str], workers: int) -> tuple[float, float]:
-    """Seconds from launch to exit: (baseline process, ``python -m rewards.score``) on the same rows."""
+    """Seconds from launch to exit: (baseline process, ``python -m stagerl.rewards.score``) on the same rows."""
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "rows.jsonl"
         with path.open("w") as f:
@@ -125,7 +125,7 @@ def whole_process(comps: list[str], golds: list[str], workers: int) -> tuple[flo
         times = []
         for cmd in (
             [sys.executable, "-c", BASELINE_PROCESS, str(path)],
-            [sys.executable, "-m", "rewards.score", str(path), "-o", os.devnull],
+            [sys.executable, "-m", "stagerl.rewards.score", str(path), "-o", os.devnull],
         ):
             start = time.perf_counter()
             subprocess.run(cmd, env=env, check=True, stderr=subprocess.DEVNULL)

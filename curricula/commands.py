@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from curricula.plan import ROOT, Node, Plan
+from stagerl.curricula.plan import ROOT, Node, Plan
 
 SBATCH_DEFAULT = "--nodes=1 --ntasks-per-node=1 --gres=gpu:8 --exclusive"
 

@@ -155,14 +155,14 @@ def find_config(path: str) -> Path | None:
 
 
 def stage_fields() -> set[str]:
-    """Every field a stage YAML may set, asked of the trainer (`python -m train.config --fields`).
+    """Every field a stage YAML may set, asked of the trainer (`python -m stagerl.train.config --fields`).
 
     The answer is cached per trainer version (TRL, transformers and `train/config.py`): starting Python and
     TRL to ask costs ~3 s, which every `launch.sh` call would pay otherwise.
     """
     from importlib.metadata import version
 
-    from curricula.data.files import atomic_write_json, cache_root
+    from stagerl.data.files import atomic_write_json, cache_root
 
     key = hashlib.sha256((ROOT / "train" / "config.py").read_bytes()).hexdigest()[:12]
     cache = cache_root() / f"fields-trl-{version('trl')}-transformers-{version('transformers')}-{key}.json"
@@ -171,7 +171,7 @@ def stage_fields() -> set[str]:
     except (OSError, ValueError):
         pass
     out = subprocess.run(
-        [sys.executable, "-m", "train.config", "--fields"],
+        [sys.executable, "-m", "stagerl.train.config", "--fields"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -20,8 +20,8 @@ import numbers
 import statistics
 from pathlib import Path
 
-from curricula.data.files import atomic_path, atomic_write_text
-from curricula.plan import Plan
+from stagerl.curricula.plan import Plan
+from stagerl.data.files import atomic_path, atomic_write_text
 
 FILES = {"curriculum": ("summary.md", "reward.png"), "sweep": ("report.md", "rewards.png")}
 COLUMNS = ["curriculum", "position", "stage", "node", "parent", "shared_by", "status", "steps",
@@ -275,7 +275,7 @@ def write_report(run_dir: str | Path, plan: Plan, record: dict) -> str:
     Args:
         run_dir: the run directory.
         plan: its plan.
-        record: the record's data (`curricula.run.Record.data`).
+        record: the record's data (`stagerl.curricula.run.Record.data`).
 
     Returns:
         The markdown, for the terminal.

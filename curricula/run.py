@@ -1,11 +1,11 @@
 """Run a plan, a curriculum or a sweep of curricula: one `train/grpo.py` launch per distinct stage, resumable
 after a kill at any instant.
 
-    python -m curricula.run configs/curricula/smoke.yaml --output_dir runs/smoke            (./launch.sh ...)
-    python -m curricula.run --sweep configs/sweeps/smoke.yaml --output_dir runs/sweep-smoke  (./launch.sh --sweep ...)
+    python -m stagerl.curricula.run configs/curricula/smoke.yaml --output_dir runs/smoke            (./launch.sh ...)
+    python -m stagerl.curricula.run --sweep configs/sweeps/smoke.yaml --output_dir runs/sweep-smoke  (./launch.sh --sweep ...)
     ... --dry-run (the tree and the commands) | --emit commands|slurm | --from-stage K
 
-One loop for both (a curriculum is the one-branch tree, `curricula.plan`): lock the run directory; evaluate
+One loop for both (a curriculum is the one-branch tree, `stagerl.curricula.plan`): lock the run directory; evaluate
 the starting models when `eval: {initial: true}` asks; then for every node, parents first: skip it when its
 directory holds a finished stage (`stage.json` beside `final/`, written last by the stage itself; a stage
 finished while the runner was down, or by `--emit` commands on a cluster, is adopted the same way), else
@@ -40,9 +40,9 @@ import sys
 import time
 from pathlib import Path
 
-from curricula.commands import emit_commands, emit_slurm, finished_on_disk, launcher, node_command
-from curricula.data.files import DIE_WITH_PARENT_ENV, atomic_write_json, die_with_parent, failpoint
-from curricula.plan import ROOT, Node, Plan, diff, load_plan
+from stagerl.curricula.commands import emit_commands, emit_slurm, finished_on_disk, launcher, node_command
+from stagerl.curricula.plan import ROOT, Node, Plan, diff, load_plan
+from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_json, die_with_parent, failpoint
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +175,8 @@ def stage_metrics(stage_dir: Path) -> dict:
 
 
 def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path) -> dict[str, float]:
-    """Run `train.evaluate` on `model` as `eval:` asks; returns pass@1 per benchmark."""
-    cmd = [sys.executable, "-m", "train.evaluate", "--model", model, "--output", str(out_dir),
+    """Run `stagerl.train.evaluate` on `model` as `eval:` asks; returns pass@1 per benchmark."""
+    cmd = [sys.executable, "-m", "stagerl.train.evaluate", "--model", model, "--output", str(out_dir),
            "--benchmarks", ",".join(eval_spec["benchmarks"])]  # fmt: skip
     for key in ("samples", "limit", "max_new_tokens", "temperature", "top_p", "prompt_template"):
         if eval_spec.get(key) is not None:
@@ -331,7 +331,7 @@ def run_plan(plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | 
     Args:
         plan: the curriculum or sweep.
         run_dir: the run directory (created if missing).
-        prefix: the stage launcher (`curricula.commands.launcher`).
+        prefix: the stage launcher (`stagerl.curricula.commands.launcher`).
         from_stage: first retrain every stage from this position on (see `restart_from`).
         machine_rank: this machine's rank in a multi-node run (0 keeps the records).
 
@@ -362,7 +362,9 @@ def dry_run_text(plan: Plan, run_dir: Path, prefix: list[str]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m curricula.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stagerl.curricula.run", description=__doc__.split("\n")[0]
+    )
     parser.add_argument(
         "plan", nargs="?", default=DEFAULT_CURRICULUM, help="curriculum YAML (default: the demo)"
     )
@@ -415,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RecordError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     if record.writer:
-        from curricula.report import write_report
+        from stagerl.curricula.report import write_report
 
         print(write_report(run_dir, plan, record.data))
     if failed:

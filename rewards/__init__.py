@@ -1,14 +1,14 @@
 """Rule-based math rewards for GRPO: answer extraction, equivalence in a hard-timeout process pool,
-the reward registry, and ``python -m rewards.score`` for offline scoring.
+the reward registry, and ``python -m stagerl.rewards.score`` for offline scoring.
 
->>> from rewards import grade, extract_answer
+>>> from stagerl.rewards import grade, extract_answer
 >>> extract_answer("the final answer is 5 + 77 = 122")
 '122'
 """
 
-from rewards.accuracy import accuracy, get_pool, grade
-from rewards.extract import extract_answer
-from rewards.pool import GradingPool
-from rewards.registry import REWARDS, build_reward_funcs
+from stagerl.rewards.accuracy import accuracy, get_pool, grade
+from stagerl.rewards.extract import extract_answer
+from stagerl.rewards.pool import GradingPool
+from stagerl.rewards.registry import REWARDS, build_reward_funcs
 
 __all__ = ["REWARDS", "GradingPool", "accuracy", "build_reward_funcs", "extract_answer", "get_pool", "grade"]

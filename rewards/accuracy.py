@@ -1,7 +1,7 @@
 """The accuracy reward: 1.0 when the final answer equals the gold answer, graded in the pool.
 
-Pipeline per completion: :func:`rewards.extract.extract` (final answer and the other final answers it
-states) -> :func:`rewards.rules.prejudge` (anti-hack rule, fast paths) -> :class:`rewards.pool.GradingPool`
+Pipeline per completion: :func:`stagerl.rewards.extract.extract` (final answer and the other final answers it
+states) -> :func:`stagerl.rewards.rules.prejudge` (anti-hack rule, fast paths) -> :class:`stagerl.rewards.pool.GradingPool`
 (math-verify in a worker, hard time limit, cache). The pool also decides whether the other final answers
 are equivalent to the last one (else the completion hedges), in the same round trip.
 """
@@ -14,10 +14,10 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rewards.clean import arity, clean_gold
-from rewards.extract import Extraction, extract
-from rewards.pool import GradingPool
-from rewards.rules import align_argument, align_percent, is_relation, prejudge
+from stagerl.rewards.clean import arity, clean_gold
+from stagerl.rewards.extract import Extraction, extract
+from stagerl.rewards.pool import GradingPool
+from stagerl.rewards.rules import align_argument, align_percent, is_relation, prejudge
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def grade(
         stats: if given, incremented with ``hedged``, ``no_answer``, ``truncated``, ``ungradable_gold``,
             ``pool``.
         truncated: per completion, whether generation stopped at the length limit; a truncated
-            completion earns nothing from a fallback answer (see :class:`rewards.extract.Extraction`).
+            completion earns nothing from a fallback answer (see :class:`stagerl.rewards.extract.Extraction`).
         think_open: the prompt opened ``<think>``, so a completion without ``</think>`` has no answer.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Normalise answer strings: what :mod:`rewards.extract` found, and gold answers.
+"""Normalise answer strings: what :mod:`stagerl.rewards.extract` found, and gold answers.
 
 Pure Python (regexes, no sympy), cheap enough for the trainer process.
 

@@ -1,6 +1,6 @@
 """Mathematical equivalence of an extracted answer and a gold answer, with math-verify.
 
-This module runs inside the grading workers (``rewards.pool``), never in the trainer: sympy can hang
+This module runs inside the grading workers (``stagerl.rewards.pool``), never in the trainer: sympy can hang
 on inputs such as ``10^{10^{10}}`` and math-verify's own timeout (``signal.alarm``) cannot stop a hung
 C-level call, so its timeouts are turned off here and the pool kills the worker instead.
 """

@@ -33,8 +33,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rewards.clean import arity, clean_answer, spelling_key, unicode_math
-from rewards.rules import same_answer
+from stagerl.rewards.clean import arity, clean_answer, spelling_key, unicode_math
+from stagerl.rewards.rules import same_answer
 
 # Final answers sit at the end; scanning only the tail keeps a 1 MB completion as cheap as a short one.
 TAIL_CHARS = 8_000

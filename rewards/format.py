@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from rewards.extract import find_boxes, to_text
+from stagerl.rewards.extract import find_boxes, to_text
 
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from rewards.extract import to_text
+from stagerl.rewards.extract import to_text
 
 logger = logging.getLogger(__name__)
 

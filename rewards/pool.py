@@ -78,10 +78,10 @@ def _worker_main(conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker hung in sympy would outlive a trainer killed with SIGKILL (it never reads its closed pipe):
     # have the kernel kill it with the process that started it, the trainer under spawn, else the
-    # forkserver, which goes with the trainer (see `rewards.warm`).
+    # forkserver, which goes with the trainer (see `stagerl.rewards.warm`).
     with contextlib.suppress(OSError, AttributeError):  # PR_SET_PDEATHSIG is Linux only
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    from rewards.equivalence import grade_pair, warm_up
+    from stagerl.rewards.equivalence import grade_pair, warm_up
 
     # Under spawn (or a cold forkserver) the first parse builds math-verify's parser; do it before
     # saying "ready", so that the time limit measures grading and not start-up.
@@ -159,7 +159,7 @@ class GradingPool:
         self._ctx = mp.get_context(method)
         if method == "forkserver":
             # Imported once in the server, inherited by every worker it forks.
-            self._ctx.set_forkserver_preload(["rewards.warm"])
+            self._ctx.set_forkserver_preload(["stagerl.rewards.warm"])
         self._cache: OrderedDict[tuple[str, str], float | None] = OrderedDict()
         self._cache_size = cache_size
         self._workers: list[_Worker] = []

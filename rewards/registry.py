@@ -10,9 +10,9 @@ import importlib
 import inspect
 from collections.abc import Callable
 
-from rewards.accuracy import accuracy
-from rewards.format import format_reward
-from rewards.overlong import overlong
+from stagerl.rewards.accuracy import accuracy
+from stagerl.rewards.format import format_reward
+from stagerl.rewards.overlong import overlong
 
 RewardFunc = Callable[..., list]
 

@@ -1,6 +1,6 @@
 """Score a JSONL file of completions offline.
 
-    python -m rewards.score IN.jsonl [-o OUT.jsonl] [--completion-field completion] \
+    python -m stagerl.rewards.score IN.jsonl [-o OUT.jsonl] [--completion-field completion] \
         [--answer-field answer] [--timeout 5] [--batch-size 512]
 
 Each row is written back with ``reward`` (float) and ``extracted`` (the final answer found, or null),
@@ -19,19 +19,19 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from rewards.accuracy import grade
-from rewards.extract import extract_answer
+from stagerl.rewards.accuracy import grade
+from stagerl.rewards.extract import extract_answer
 
-logger = logging.getLogger("rewards.score")
+logger = logging.getLogger("stagerl.rewards.score")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser.
 
     Returns:
-        An ``argparse.ArgumentParser`` for ``python -m rewards.score``.
+        An ``argparse.ArgumentParser`` for ``python -m stagerl.rewards.score``.
     """
-    p = argparse.ArgumentParser(prog="python -m rewards.score", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m stagerl.rewards.score", description=__doc__.split("\n\n")[0])
     p.add_argument("input", help="input JSONL file ('-' for stdin)")
     p.add_argument("-o", "--output", help="output JSONL file (default: stdout)")
     p.add_argument("--completion-field", default="completion", help="field holding the model output")

@@ -1,6 +1,7 @@
-"""The layers import downwards only: rewards <- data (curricula/data) <- train <- the runner (curricula/*.py).
+"""The layers import downwards only: rewards <- data <- train <- the runner (curricula).
 
-Read from every module's imports (also those inside functions), so a new upward import fails here.
+Read from every module's imports (also those inside functions), so a new upward import fails here. Each
+subpackage of `stagerl` is one layer; the runner drives `train` through commands, never by importing it.
 """
 
 import ast
@@ -9,51 +10,58 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNNER = {p.stem for p in (ROOT / "curricula").glob("*.py") if p.stem != "__init__"}
-# What each layer may import of ours, by top-level name (for curricula: data vs runner modules).
-ALLOWED = {
-    "rewards": {"rewards"},
-    "data": {"rewards", "curricula.data"},
-    "train": {"rewards", "curricula.data", "train"},
-    "runner": {"rewards", "curricula.data", "curricula.runner"},
-}
+LAYERS = ["rewards", "data", "train", "curricula"]  # bottom to top; each folder is `stagerl.<folder>`
+# What each layer may import of ours: the layers below it and itself; the runner skips `train` (commands only).
+ALLOWED = {layer: set(LAYERS[: i + 1]) for i, layer in enumerate(LAYERS)}
+ALLOWED["curricula"] -= {"train"}
 
 
-def layer_of(path: Path) -> str:
-    rel = path.relative_to(ROOT).parts
-    if rel[0] == "curricula":
-        return "data" if rel[1] == "data" else "runner"
-    return rel[0]
-
-
-def imported(path: Path) -> set[str]:
-    """Our modules a file imports, as 'rewards', 'train', 'curricula.data' or 'curricula.runner'."""
+def imported_layers(source: str) -> set[str]:
+    """The layers of ours that a module's source imports (`stagerl.<layer>...`)."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
-    ours = set()
-    for name in names:
-        parts = name.split(".")
-        if parts[0] in ("rewards", "train"):
-            ours.add(parts[0])
-        elif parts[0] == "curricula" and len(parts) > 1:
-            ours.add("curricula.data" if parts[1] == "data" else "curricula.runner")
-    return ours
+    parts = (name.split(".") for name in names)
+    return {p[1] for p in parts if p[0] == "stagerl" and len(p) > 1 and p[1] in LAYERS}
 
 
-MODULES = sorted(p for pkg in ("rewards", "curricula", "train") for p in (ROOT / pkg).rglob("*.py"))
+def violations(root: Path) -> list[str]:
+    """Every module under `root`'s layer folders that imports a layer it may not, as 'path: layers'."""
+    found = []
+    for layer in LAYERS:
+        for path in sorted((root / layer).rglob("*.py")):
+            upward = imported_layers(path.read_text()) - ALLOWED[layer]
+            if upward:
+                found.append(f"{path.relative_to(root)}: imports {sorted(upward)}")
+    return found
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_imports_point_down(path):
-    layer = layer_of(path)
-    assert imported(path) <= ALLOWED[layer], f"{layer} module imports {imported(path) - ALLOWED[layer]}"
+def test_imports_point_down():
+    assert violations(ROOT) == []
 
 
-def test_the_runner_drives_train_through_commands():
-    # The runner starts `train/grpo.py`, `train.evaluate` and `train.config` as processes, never imports them.
-    assert all("train" not in imported(p) for p in MODULES if layer_of(p) == "runner")
-    assert RUNNER == {"plan", "run", "commands", "report"}
+def test_every_layer_is_checked():
+    # The test reads the folders that the wheel maps into `stagerl`: none is missed, none is invented.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert all(f'"stagerl.{layer}" = "{layer}"' in pyproject for layer in LAYERS)
+    assert all(any((ROOT / layer).rglob("*.py")) for layer in LAYERS)
+
+
+@pytest.mark.parametrize(
+    ("layer", "statement"),
+    [
+        ("rewards", "from stagerl.data.files import atomic_write_text"),
+        ("data", "import stagerl.train.config"),
+        ("train", "from stagerl.curricula import plan"),
+        ("curricula", "from stagerl.train.config import STAGE_RECORD"),
+    ],
+)
+def test_a_planted_upward_import_fails(tmp_path, layer, statement):
+    for name in LAYERS:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ok.py").write_text("import json\nfrom stagerl.rewards import grade\n")
+    (tmp_path / layer / "planted.py").write_text(f"def f():\n    {statement}\n")
+    assert violations(tmp_path) == [f"{layer}/planted.py: imports ['{statement.split()[1].split('.')[1]}']"]

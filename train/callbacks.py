@@ -1,6 +1,6 @@
 """Trainer-side state of a stage: per-problem statistics (from the accuracy reward) and the early-advance rule.
 
-Each has `checkpoint_files()` / `load_checkpoint()`, through which `train.checkpoints.StageCheckpoint` saves
+Each has `checkpoint_files()` / `load_checkpoint()`, through which `stagerl.train.checkpoints.StageCheckpoint` saves
 it with every checkpoint and a resumed stage reads it back. They extend TRL through its public surface: a
 reward-function wrapper and a `TrainerCallback`.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from train.checkpoints import read_checkpoint_file
-from train.config import PROBLEM_STATS
-from train.distributed import gather, rank
+from stagerl.train.checkpoints import read_checkpoint_file
+from stagerl.train.config import PROBLEM_STATS
+from stagerl.train.distributed import gather, rank
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from transformers import TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from trl import GRPOConfig
 
-from curricula.data.files import atomic_write_text, failpoint
-from train.config import FINAL_DIR, STAGE_RECORD
-from train.distributed import barrier
+from stagerl.data.files import atomic_write_text, failpoint
+from stagerl.train.config import FINAL_DIR, STAGE_RECORD
+from stagerl.train.distributed import barrier
 
 COMPLETE_MARKER = "stagerl_complete"
 

@@ -11,8 +11,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from curricula.data.prompts import R1_INSTRUCTION
-from curricula.data.sources import DataComponent
+from stagerl.data.prompts import R1_INSTRUCTION
+from stagerl.data.sources import DataComponent
 
 STAGE_RECORD = "stage.json"
 PROBLEM_STATS = "problems.jsonl"
@@ -67,7 +67,7 @@ class StageArguments:
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={
-            "help": "Reward names from rewards.registry (or dotted import paths); weights are GRPOConfig's "
+            "help": "Reward names from stagerl.rewards.registry (or dotted import paths); weights are GRPOConfig's "
             "reward_weights."
         },
     )
@@ -163,9 +163,11 @@ def stage_field_names() -> list[str]:
     )
 
 
-if __name__ == "__main__":  # `python -m train.config --fields`: what the runner checks curricula against
+if (
+    __name__ == "__main__"
+):  # `python -m stagerl.train.config --fields`: what the runner checks curricula against
     import sys
 
     if sys.argv[1:] != ["--fields"]:
-        sys.exit("usage: python -m train.config --fields")
+        sys.exit("usage: python -m stagerl.train.config --fields")
     print(json.dumps(stage_field_names()))

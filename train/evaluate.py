@@ -2,25 +2,25 @@
 
 Launch:
 
-    python -m train.evaluate --model RUN/stage-1-level1/final --benchmarks math500,aime24,aime25,amc23 \
+    python -m stagerl.train.evaluate --model RUN/stage-1-level1/final --benchmarks math500,aime24,aime25,amc23 \
         --samples 8 --output RUN/stage-1-level1/eval
-    python -m train.evaluate --model stagerl:smollm2-135m-instruct --benchmarks math500 --limit 40 \
+    python -m stagerl.train.evaluate --model stagerl:smollm2-135m-instruct --benchmarks math500 --limit 40 \
         --samples 1 --max-new-tokens 256 --temperature 0          # a quick CPU check
-    python -m train.evaluate --model RUN/stage-3-level3/final --benchmarks arith1,arith2,arith3 \
+    python -m stagerl.train.evaluate --model RUN/stage-3-level3/final --benchmarks arith1,arith2,arith3 \
         --prompt-template $'{problem}\\nGive the final answer as a number in \\\\boxed{}.'  # as demo.yaml asks
 
 Choices, and why:
 - Prompts are built by the training's `chat_prompt`, by default with its default template
-  (`curricula.data.prompts.R1_INSTRUCTION`: the problem, then "reason step by step ... \\boxed{}");
+  (`stagerl.data.prompts.R1_INSTRUCTION`: the problem, then "reason step by step ... \\boxed{}");
   `--prompt-template` gives a stage's own template when it has one, so a stage is measured in the format
   it was trained on (in a shell, `$'...'` turns `\\n` into the newline a YAML "\\n" gives). The
   template is recorded in the summary's settings.
 - `arith1`..`arith3` are the generated arithmetic levels' held-out problems, never drawn for training
-  (`curricula.data.arithmetic`), so a level is measured on problems the model has not seen.
+  (`stagerl.data.arithmetic`), so a level is measured on problems the model has not seen.
 - pass@1 is avg@K, the mean correctness over K samples per problem (the R1-style report; less noisy than
   one sample). pass@k for k = 2, 4, ... <= K uses the unbiased estimator of Chen et al. (2021),
   1 - C(n-c, k) / C(n, k), averaged over problems.
-- Grading is `rewards.grade` (the training reward's extraction and math-verify, in its hard-timeout pool),
+- Grading is `stagerl.rewards.grade` (the training reward's extraction and math-verify, in its hard-timeout pool),
   so evaluation and reward agree on what "correct" means. A problem whose gold answer cannot be graded is
   left out of the means and counted (`ungradable`).
 - All benchmarks' prompts go to the generator in one call, so the model is loaded once.
@@ -37,8 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from curricula.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
-from curricula.data.prompts import R1_INSTRUCTION
+from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
+from stagerl.data.prompts import R1_INSTRUCTION
 
 logger = logging.getLogger(__name__)
 
@@ -139,16 +139,16 @@ def evaluate(
         prompt_template: user message; `{problem}` is replaced by the problem text.
         system_prompt: optional system message.
         output_dir: where to write `<benchmark>.jsonl` and `summary.json` (None: write nothing).
-        generate_fn: `train.generation.generate` or anything with its signature (tests pass a stub).
+        generate_fn: `stagerl.train.generation.generate` or anything with its signature (tests pass a stub).
 
     Returns:
         The summary: `{"model", "settings", "benchmarks": {name: metrics}, "wall_time_s"}`.
     """
-    from curricula.data.prompts import chat_prompt
-    from rewards import extract_answer, grade
+    from stagerl.data.prompts import chat_prompt
+    from stagerl.rewards import extract_answer, grade
 
     if generate_fn is None:
-        from train.generation import generate as generate_fn
+        from stagerl.train.generation import generate as generate_fn
     if samples < 1:
         raise ValueError(f"samples={samples}: must be >= 1")
     if "{problem}" not in prompt_template:
@@ -202,14 +202,14 @@ def evaluate(
             _write_samples(Path(output_dir) / f"{name}.jsonl", rows, outs, grades, extract_answer)
     summary["wall_time_s"] = round(time.time() - start, 1)
     if output_dir is not None:
-        from curricula.data.files import atomic_write_json
+        from stagerl.data.files import atomic_write_json
 
         atomic_write_json(Path(output_dir) / "summary.json", summary)
     return summary
 
 
 def _write_samples(path: Path, rows, outs, grades, extract_answer) -> None:
-    from curricula.data.files import atomic_write_text
+    from stagerl.data.files import atomic_write_text
 
     lines = []
     for row, texts, row_grades in zip(rows, outs, grades, strict=True):
@@ -236,7 +236,7 @@ def format_table(summary: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m stagerl.train.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="model directory, hub id or built-in name (stagerl:...)")
     p.add_argument(
         "--benchmarks",

@@ -74,7 +74,7 @@ def generate(
 
     Args:
         model_path: a local model directory, a hub id, or a built-in name (`stagerl:...`, resolved with
-            `train.models.resolve_model`).
+            `stagerl.train.models.resolve_model`).
         prompts: chat message lists (`[{"role": "user", "content": ...}]`) or plain strings; a string is
             sent as a single user message. The chat template is applied with `add_generation_prompt=True`.
         samples: completions per prompt (K).
@@ -98,7 +98,7 @@ def generate(
     messages = [_as_messages(p) for p in prompts]
     if not messages:
         return []
-    from train.models import resolve_model
+    from stagerl.train.models import resolve_model
 
     path = resolve_model(model_path)
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())

@@ -17,8 +17,8 @@ Choices, and why:
 - Generation is TRL's: transformers' `generate` by default, vLLM with `use_vllm` (the real configs use it).
 - The policy is rewarded by rule-based rewards from `rewards/` (math-verify in a worker pool with hard
   timeouts), so one pathological completion cannot stall a step.
-- The rows are built once per run by the main process (`train.stage_data`); the other ranks read its copy.
-- `resume_from_checkpoint: latest` picks the newest *complete* checkpoint (`train.checkpoints`). A kill at
+- The rows are built once per run by the main process (`stagerl.train.stage_data`); the other ranks read its copy.
+- `resume_from_checkpoint: latest` picks the newest *complete* checkpoint (`stagerl.train.checkpoints`). A kill at
   any instant loses at most the current step: a stage resumed from its last checkpoint (the end of
   training, or an early advance) exports it without training further, and a finished stage (`stage.json`
   beside `final/`) run again with `latest` does nothing.
@@ -28,23 +28,35 @@ Choices, and why:
 
 from __future__ import annotations
 
+if (
+    __name__ == "__main__"
+):  # `accelerate launch train/grpo.py`: hand over to the installed module, loaded once
+    import sys
+
+    try:
+        from stagerl.train.grpo import main
+    except ModuleNotFoundError as e:
+        if e.name not in ("stagerl", "stagerl.train"):
+            raise
+        sys.exit(
+            "error: stagerl is not installed in this Python; in the checkout run `pip install --no-deps -e .`"
+        )
+    main()
+    sys.exit(0)
+
 import inspect
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script (`accelerate launch train/grpo.py`): make the repo importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from trl import GRPOConfig, ModelConfig, TrlParser
 
-from trl import GRPOConfig, ModelConfig, TrlParser  # noqa: E402
+from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
+from stagerl.train.config import PROBLEM_STATS, STAGE_RECORD, StageArguments
 
-from curricula.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint  # noqa: E402
-from train.config import PROBLEM_STATS, STAGE_RECORD, StageArguments  # noqa: E402
-
-logger = logging.getLogger("train.grpo")
+logger = logging.getLogger(__name__)
 
 
 def make_parser() -> TrlParser:
@@ -57,7 +69,7 @@ def build_rewards(stage_args: StageArguments, training_args: GRPOConfig) -> list
     A reward whose factory takes `max_completion_length` (accuracy: no fallback credit for a cut-off
     completion; overlong: the penalty ramp) gets the stage's unless its settings give one.
     """
-    from rewards.registry import REWARDS, build_reward_funcs
+    from stagerl.rewards.registry import REWARDS, build_reward_funcs
 
     settings = stage_args.reward_settings_dict()
     for name in stage_args.reward_funcs:
@@ -113,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     start = time.time()
     if os.environ.get(DIE_WITH_PARENT_ENV):  # launched by the runner: no process of it outlives the runner
         die_with_parent()
-    from train.checkpoints import (
+    from stagerl.train.checkpoints import (
         StageAlreadyTrained,
         StageCheckpoint,
         StopIfTrained,
@@ -131,17 +143,17 @@ def main(argv: list[str] | None = None) -> dict | None:
         return done
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
-    from train.callbacks import EarlyAdvance, ProblemStats, observed
-    from train.models import EMBEDDED_DEFAULT, resolve_model
-    from train.record import write_stage_record
-    from train.stage_data import stage_rows
+    from stagerl.train.callbacks import EarlyAdvance, ProblemStats, observed
+    from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
+    from stagerl.train.record import write_stage_record
+    from stagerl.train.stage_data import stage_rows
 
     check_settings(stage_args, training_args)
     reward_funcs = build_rewards(stage_args, training_args)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
 
-    from train.selection import PromptSelector, StageTrainer, sampler_seed, selection_lag
+    from stagerl.train.selection import PromptSelector, StageTrainer, sampler_seed, selection_lag
 
     stage_dir = Path(training_args.output_dir)
     stats = ProblemStats()
@@ -202,7 +214,3 @@ def main(argv: list[str] | None = None) -> dict | None:
     trainer.accelerator.wait_for_everyone()
     trainer.end()
     return record
-
-
-if __name__ == "__main__":
-    main()

@@ -1,16 +1,16 @@
 """Difficulty labelling: level-1/2/3 datasets from any problem set, from reference-model pass rates.
 
-    python -m train.label --input problems.jsonl \\
+    python -m stagerl.train.label --input problems.jsonl \\
         --models SMALL,MEDIUM,LARGE --samples 8 --output data/labelled
     # then, as curriculum data: data: ["data/labelled:1"] ... ["data/labelled:3"]
 
 Static mode (default): each problem gets K samples from the small model; the medium model only sees the
 problems small fails, the large model only those both fail (the rules are in `curricula/levels.py`).
-Samples are graded with `rewards.grade`; an ungradable gold answer counts as no sample. Results are
+Samples are graded with `stagerl.rewards.grade`; an ungradable gold answer counts as no sample. Results are
 appended per batch of problems to `DIR/results.jsonl` (`{"id", "model", "successes", "samples"}`, fsynced);
 a rerun with the same `--output` skips every `(id, model)` already there, so a killed run continues. A
 model given for two roles is sampled once and its pass rate reused. `--pass-rates FILE` pre-loads known
-pass rates (formats: `curricula.data.levels.parse_record`; a record without `model`, such as the shared
+pass rates (formats: `stagerl.data.levels.parse_record`; a record without `model`, such as the shared
 `difficulty` signals, counts as the SMALL model) and only what is still needed is generated;
 `--no-generate` never generates (problems whose level needs an unknown rate are discarded as `missing_*`).
 
@@ -19,7 +19,7 @@ directory from training's per-problem statistics (solved every time: one level d
 never solved: one level up; partial or too few attempts: unchanged), for use between stages.
 
 Outputs in DIR: `math_difficulty_level_{1,2,3}.parquet` (the AM-Math-Difficulty-RL layout: question, answer,
-id, level, pass rates; loaded by `curricula.data.sources` as `DIR:LEVEL`), `pass_rates.csv` (every problem, its
+id, level, pass rates; loaded by `stagerl.data.sources` as `DIR:LEVEL`), `pass_rates.csv` (every problem, its
 level, 0 = discarded, and why), `histogram.png`, `summary.json`.
 """
 
@@ -38,9 +38,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from curricula.data.files import atomic_write_json
-from curricula.data.layouts import find_layout
-from curricula.data.levels import (
+from stagerl.data.files import atomic_write_json
+from stagerl.data.layouts import find_layout
+from stagerl.data.levels import (
     ROLES,
     LevelRules,
     adaptive_level,
@@ -49,9 +49,9 @@ from curricula.data.levels import (
     rate,
     read_records,
 )
-from curricula.data.prompts import R1_INSTRUCTION, chat_prompt
-from curricula.data.sources import AM_LEVEL_FILE, AM_LEVELS
-from train.label_outputs import plot_histogram, summarize, write_levels, write_table
+from stagerl.data.prompts import R1_INSTRUCTION, chat_prompt
+from stagerl.data.sources import AM_LEVEL_FILE, AM_LEVELS
+from stagerl.train.label_outputs import plot_histogram, summarize, write_levels, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ RESULTS_FILE = "results.jsonl"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.label", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m stagerl.train.label", description=__doc__.split("\n")[0])
     p.add_argument(
         "--input", required=True, help="problems: .jsonl, .parquet, hub id; adaptive: a labelled DIR"
     )
@@ -112,7 +112,7 @@ def load_problems(
         limit: keep a seeded random sample of this many (original order kept).
         seed: seed of that sample.
         question_column: the problem's column or nested field (`a.b`); found as training data's is when None
-            (`curricula.data.layouts.find_layout`: flat columns, chat turns, nested fields).
+            (`stagerl.data.layouts.find_layout`: flat columns, chat turns, nested fields).
         answer_column: the answer's; found when None (a reference solution gives its last `\\boxed{}`).
 
     Returns:
@@ -203,7 +203,7 @@ def sample_and_grade(
     grade_fn: Callable,
 ) -> None:
     """Generate K samples per problem with one model, grade them, record them batch by batch."""
-    from train.models import resolve_model
+    from stagerl.train.models import resolve_model
 
     path = resolve_model(model)
     step = max(args.batch_size, 1)
@@ -254,8 +254,8 @@ def label_static(
         models: model name by role.
         rules: the level rules.
         args: the parsed command line (output, samples, generation settings, pass_rates, no_generate).
-        generate_fn: `train.generation.generate` unless given (tests pass a fake).
-        grade_fn: `rewards.grade` unless given.
+        generate_fn: `stagerl.train.generation.generate` unless given (tests pass a fake).
+        grade_fn: `stagerl.rewards.grade` unless given.
 
     Returns:
         The problems, each with `level`, `reason` and `pass_<role>` (None where not needed or ungradable).
@@ -280,9 +280,9 @@ def label_static(
         if not todo:
             break
         if generate_fn is None:
-            from train.generation import generate as generate_fn
+            from stagerl.train.generation import generate as generate_fn
         if grade_fn is None:
-            from rewards import grade as grade_fn
+            from stagerl.rewards import grade as grade_fn
         for model, todo_problems in todo.items():
             logger.info("%s: %d problems to sample (K=%d)", model, len(todo_problems), args.samples)
             sample_and_grade(todo_problems, model, log, known, args, generate_fn, grade_fn)

@@ -8,9 +8,9 @@ import io
 from collections import Counter
 from pathlib import Path
 
-from curricula.data.files import atomic_path, atomic_write_text
-from curricula.data.levels import ROLES
-from curricula.data.sources import AM_LEVEL_FILE, AM_LEVELS
+from stagerl.data.files import atomic_path, atomic_write_text
+from stagerl.data.levels import ROLES
+from stagerl.data.sources import AM_LEVEL_FILE, AM_LEVELS
 
 
 def write_levels(out_dir: Path, rows: list[dict], extra: list[str]) -> None:

@@ -8,12 +8,12 @@
   seconds, on a fixed corpus; deterministic, for tests (~0.06 s per GRPO step).
 
 Both are built on first use under `$STAGERL_CACHE` (default `~/.cache/stagerl`). Prepare ahead of time with
-`python -m train.models prepare [NAME ...]`.
+`python -m stagerl.train.models prepare [NAME ...]`.
 
 How an entry is made, and why:
 - One process per machine builds it: the first to take a file lock in the cache; the others wait on the lock
   and then find the entry built.
-- The build runs in a fresh Python process (`python -m train.models build NAME DIR`) with the launcher's
+- The build runs in a fresh Python process (`python -m stagerl.train.models build NAME DIR`) with the launcher's
   distributed variables removed. Built inside a training rank it would inherit that rank's process group:
   `save_pretrained` on a rank other than 0 writes no config and no weights (only rank 0 saves), while the
   tokenizer still writes its files, which published an entry that cannot load.
@@ -37,7 +37,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from curricula.data.files import atomic_directory, cache_root, die_with_parent
+from stagerl.data.files import atomic_directory, cache_root, die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -220,8 +220,8 @@ def build_env(environ: dict[str, str]) -> dict[str, str]:
 
 def _build_in_subprocess(name: str, out: Path) -> None:
     """Run `BUILDERS[name]` into `out` in a fresh Python process outside any distributed launch."""
-    command = [sys.executable, "-m", "train.models", "build", name, str(out.resolve())]
-    # cwd: `-m train.models` must import this checkout, whatever directory the launch started in. Its output
+    command = [sys.executable, "-m", "stagerl.train.models", "build", name, str(out.resolve())]
+    # cwd: `-m stagerl.train.models` must import this checkout, whatever directory the launch started in. Its output
     # goes to stderr (fd 2), so the caller's stdout (`prepare` prints the paths there) stays clean.
     proc = subprocess.run(command, cwd=REPO_ROOT, env=build_env(dict(os.environ)), stdout=2, check=False)
     if proc.returncode != 0:
@@ -280,7 +280,9 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m train.models", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stagerl.train.models", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="build built-in models into the cache")
     prep.add_argument("names", nargs="*", default=[EMBEDDED_DEFAULT], help=f"default: {EMBEDDED_DEFAULT}")

@@ -7,7 +7,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from curricula.data.files import atomic_write_json
+from stagerl.data.files import atomic_write_json
 
 
 def code_version() -> dict:

@@ -11,7 +11,7 @@ further candidates until a batch has its prompts.
 How it hooks into TRL (public surface only): `SelectionSampler` takes the place of TRL's `RepeatSampler`
 (same repeat structure) through the trainer's `_get_train_sampler`; `PromptSelector.observe` is fed by the
 accuracy reward's wrapper, gathering every rank's scores first, so all ranks hold the same history and draw
-the same prompts; its state is saved with every checkpoint (`train.checkpoints.StageCheckpoint`). An epoch
+the same prompts; its state is saved with every checkpoint (`stagerl.train.checkpoints.StageCheckpoint`). An epoch
 keeps TRL's number of batches; a skipped problem waits for the next pass over the rows.
 
 Exact resume: the dataloader asks the sampler for batch k before batch k-1 is scored (it prefetches), so
@@ -32,8 +32,8 @@ from torch.utils.data import Sampler
 from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
-from train.checkpoints import read_checkpoint_file
-from train.distributed import gather
+from stagerl.train.checkpoints import read_checkpoint_file
+from stagerl.train.distributed import gather
 
 SELECTION_FILE = "selection.json"
 

@@ -1,6 +1,6 @@
 """A stage's training rows, built once per run: loaded, mixed, decontaminated, filtered.
 
-The main process builds them (`curricula.data`: sources, decontamination, problems earlier stages always or
+The main process builds them (`stagerl.data`: sources, decontamination, problems earlier stages always or
 never solved) and saves them under the stage directory (`.data/<key>/`, written beside and renamed); the other
 processes wait for it (`main_process_first`) and load that copy, so a multi-process launch downloads and
 decontaminates once and every rank trains on the same rows. The key hashes every setting that shapes the
@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from curricula.data.files import atomic_directory, atomic_write_json
+from stagerl.data.files import atomic_directory, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def data_key(stage_args, seed: int) -> str:
 
 def build_rows(stage_args, seed: int):
     """Load and filter the rows (one process). Returns `(dataset, info)`; info goes into `stage.json`."""
-    from curricula.data.sources import drop_zero_advantage, fingerprint, load_stage_data
+    from stagerl.data.sources import drop_zero_advantage, fingerprint, load_stage_data
 
     dataset = load_stage_data(
         stage_args.data,
@@ -48,7 +48,7 @@ def build_rows(stage_args, seed: int):
     )
     dropped = {}  # rows removed before training, by reason
     if stage_args.decontaminate:
-        from curricula.data.decontaminate import filter_contaminated
+        from stagerl.data.decontaminate import filter_contaminated
 
         dataset, dropped["contaminated"] = filter_contaminated(dataset, stage_args.decontaminate)
     if stage_args.drop_solved_stats:

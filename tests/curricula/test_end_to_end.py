@@ -146,7 +146,7 @@ def launches(sweep_dir: Path) -> dict[str, int]:
 
 
 def test_smoke_sweep_trains_each_stage_once(tmp_path):
-    from curricula.plan import load_plan
+    from stagerl.curricula.plan import load_plan
 
     sweep_dir = tmp_path / "sw"
     proc = launch("--sweep", SMOKE_SWEEP, "--output_dir", sweep_dir)
@@ -168,7 +168,7 @@ def test_smoke_sweep_trains_each_stage_once(tmp_path):
 
 
 def test_killed_sweep_resumes(tmp_path):
-    from curricula.plan import load_plan
+    from stagerl.curricula.plan import load_plan
 
     base = str(ROOT / "configs/curricula/smoke.yaml")
     spec = {"name": "kill", "base": base,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from curricula.plan import diff, load_curriculum, load_plan, load_sweep, node_id
+from stagerl.curricula.plan import diff, load_curriculum, load_plan, load_sweep, node_id
 from tests.helpers.curricula import BASE, ROOT, SMOKE_BASE, SMOKE_SWEEP, write
 
 # --- curricula ---

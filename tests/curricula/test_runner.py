@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from curricula import run as run_mod
-from curricula.commands import launcher
-from curricula.plan import load_plan
-from curricula.report import write_report
-from curricula.run import Record, RecordError, main, run_plan
+from stagerl.curricula import run as run_mod
+from stagerl.curricula.commands import launcher
+from stagerl.curricula.plan import load_plan
+from stagerl.curricula.report import write_report
+from stagerl.curricula.run import Record, RecordError, main, run_plan
 from tests.helpers.curricula import BASE, ROOT, SMOKE_BASE, SMOKE_SWEEP, write
 
 PLAIN = launcher(None, 1)

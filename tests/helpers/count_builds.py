@@ -2,12 +2,8 @@
 with the process's rank): launched by a test in place of `train/grpo.py` to count them across processes."""
 
 import os
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from train import grpo, stage_data  # noqa: E402
+from stagerl.train import grpo, stage_data
 
 build_rows = stage_data.build_rows
 

@@ -1,6 +1,6 @@
 import pytest
 
-from rewards.pool import GradingPool
+from stagerl.rewards.pool import GradingPool
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from math_verify import parse, verify
 
-from rewards import grade
+from stagerl.rewards import grade
 
 DATA = Path(__file__).with_name("data") / "processbench_dev.jsonl"
 TARGET = 0.987  # issue #12: the same target is checked on the held-out half

@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from rewards.clean import clean_answer, clean_gold
-from rewards.extract import extract, extract_answer, to_text
+from stagerl.rewards.clean import clean_answer, clean_gold
+from stagerl.rewards.extract import extract, extract_answer, to_text
 
 
 @pytest.mark.parametrize(

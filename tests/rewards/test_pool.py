@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rewards import grade
-from rewards.pool import GradingPool
+from stagerl.rewards import grade
+from stagerl.rewards.pool import GradingPool
 
 HANG = r"\boxed{10^{10^{10}}}"  # sympy never finishes this against a symbolic gold
 
@@ -111,7 +111,7 @@ def test_a_hung_worker_dies_with_a_killed_trainer(tmp_path):
     """SIGKILL leaves the pool no chance to clean up; a worker stuck in sympy must still not outlive it."""
     script = tmp_path / "trainer.py"
     script.write_text(
-        "from rewards.pool import GradingPool\n"
+        "from stagerl.rewards.pool import GradingPool\n"
         "if __name__ == '__main__':\n"
         "    pool = GradingPool(num_workers=1, timeout=600)\n"
         "    pool.grade_pairs([('1', '1')])\n"

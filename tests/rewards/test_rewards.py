@@ -2,10 +2,10 @@ import math
 
 import pytest
 
-from rewards import REWARDS, build_reward_funcs, grade
-from rewards.accuracy import accuracy
-from rewards.format import format_reward
-from rewards.overlong import overlong
+from stagerl.rewards import REWARDS, build_reward_funcs, grade
+from stagerl.rewards.accuracy import accuracy
+from stagerl.rewards.format import format_reward
+from stagerl.rewards.overlong import overlong
 
 
 def test_grade_examples():
@@ -147,7 +147,7 @@ def test_overlong_reward():
 def test_registry():
     assert {"accuracy", "format", "overlong"} <= set(REWARDS)
     fns = build_reward_funcs(
-        ["accuracy", "format", "overlong", "rewards.format.format_reward"],
+        ["accuracy", "format", "overlong", "stagerl.rewards.format.format_reward"],
         {
             "overlong": {"max_completion_length": 64, "soft_cache": 16},
             "format": {"think": True},

@@ -1,6 +1,6 @@
 import json
 
-from rewards.score import main
+from stagerl.rewards.score import main
 
 
 def test_score_cli(tmp_path, capsys, caplog):

@@ -8,7 +8,7 @@ shapes they cover (units, currency, bold, hashes, hedges, unevaluated arithmetic
 import json
 from pathlib import Path
 
-from rewards import grade
+from stagerl.rewards import grade
 
 DATA = Path(__file__).with_name("data") / "labelled.jsonl"
 HACKS_AND_HEDGES = {"hack_chain", "hack_boxed_expr", "hedge_boxed", "hedge_text", "changed_mind"}

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 from transformers import TrainerControl
 
-from train.callbacks import EarlyAdvance
+from stagerl.train.callbacks import EarlyAdvance
 
 
 def feed(callback, rewards):

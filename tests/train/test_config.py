@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from train import grpo
-from train.models import resolve_model
+from stagerl.train import grpo
+from stagerl.train.models import resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs/stages/smoke.yaml")
@@ -16,7 +16,7 @@ def no_model_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the config error was raised")
 
-    monkeypatch.setattr("train.models.resolve_model", refuse)
+    monkeypatch.setattr("stagerl.train.models.resolve_model", refuse)
 
 
 def run(*overrides):
@@ -85,7 +85,7 @@ def test_paper_curriculum_matches_the_paper():
     """arXiv 2504.00829 section 4: level 2 at 16k until the reward plateaus, then level 3 at 24k with truncated
     completions masked and no entropy bonus; lr 1e-6, 16 samples, 128 prompts per step, KL 0.001; evaluated
     at T=0.6, top-p 0.95, averaging 16 samples. Read from the stages as the runner launches them."""
-    from curricula.plan import load_plan
+    from stagerl.curricula.plan import load_plan
 
     plan = load_plan(ROOT / "configs/curricula/am_math_paper.yaml")
     stages = []

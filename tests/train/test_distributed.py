@@ -152,7 +152,7 @@ def test_killed_and_resumed_equals_uninterrupted(zero_runs):
     differing = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differing, f"{name}: resumed weights differ from the uninterrupted run in {differing}"
 
-    from train.models import resolve_model
+    from stagerl.train.models import resolve_model
 
     initial = load_file(Path(resolve_model("stagerl:tiny-random")) / "model.safetensors")
     assert any(not torch.equal(initial[k], a[k]) for k in initial.keys() & a.keys()), "weights did not change"

@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from curricula.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, load_benchmark
-from curricula.data.prompts import R1_INSTRUCTION
-from train.evaluate import evaluate, ks_for, main, pass_at_k, score
+from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, load_benchmark
+from stagerl.data.prompts import R1_INSTRUCTION
+from stagerl.train.evaluate import evaluate, ks_for, main, pass_at_k, score
 
 DEMO_TEMPLATE = "{problem}\nGive the final answer as a number in \\boxed{}."  # configs/stages/demo.yaml's
 
@@ -171,7 +171,7 @@ def test_evaluate_rejects_wrong_generator_output(bench_file):
 
 def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr("train.generation.generate", make_stub(BENCH_ROWS, PATTERN, calls))
+    monkeypatch.setattr("stagerl.train.generation.generate", make_stub(BENCH_ROWS, PATTERN, calls))
     out = tmp_path / "cli"
     summary = main(
         [
@@ -195,7 +195,9 @@ def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
 def test_cli_prompt_template_reaches_the_generator_and_the_summary(tmp_path, monkeypatch):
     calls = []
     rows = load_benchmark("arith1", limit=3)
-    monkeypatch.setattr("train.generation.generate", make_stub(rows, {r["id"]: [1] for r in rows}, calls))
+    monkeypatch.setattr(
+        "stagerl.train.generation.generate", make_stub(rows, {r["id"]: [1] for r in rows}, calls)
+    )
     argv = ["--model", "m", "--benchmarks", "arith1", "--limit", "3", "--output", str(tmp_path)]
     summary = main([*argv, "--prompt-template", DEMO_TEMPLATE])
     assert [p[-1]["content"] for p in calls[0]["prompts"]] == [
@@ -268,7 +270,7 @@ def test_generated_benchmark_limit_is_a_stable_prefix():
 
 
 def test_generate_with_tiny_model():
-    from train.generation import generate
+    from stagerl.train.generation import generate
 
     prompts = ["What is 1 + 2?", [{"role": "user", "content": "What is 3 + 4? Think."}]]
     kw = dict(samples=3, max_new_tokens=6, temperature=1.0, seed=1, batch_size=4)
@@ -283,7 +285,7 @@ def test_generate_with_tiny_model():
 
 
 def test_generate_rejects_bad_arguments():
-    from train.generation import generate
+    from stagerl.train.generation import generate
 
     with pytest.raises(ValueError, match="samples"):
         generate("stagerl:tiny-random", ["x"], samples=0, max_new_tokens=4, temperature=1.0)

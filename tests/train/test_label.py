@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curricula.data.levels import (
+from stagerl.data.levels import (
     LevelRules,
     adaptive_level,
     assign_level,
@@ -17,8 +17,8 @@ from curricula.data.levels import (
     read_records,
     retained,
 )
-from curricula.data.sources import load_stage_data
-from train import label
+from stagerl.data.sources import load_stage_data
+from stagerl.train import label
 
 # ---------------------------------------------------------------- the rules on hand-made pass-rate tables
 
@@ -183,7 +183,7 @@ def write_problems(path, n=6):
 
 
 class ScriptedGenerator:
-    """Stands in for train.generation.generate: returns the scripted number of right answers."""
+    """Stands in for stagerl.train.generation.generate: returns the scripted number of right answers."""
 
     def __init__(self, fail_after_calls=None):
         self.calls = []
@@ -202,7 +202,7 @@ class ScriptedGenerator:
 
 
 def run_label(tmp_path, generator, monkeypatch, *extra, out="out"):
-    monkeypatch.setattr("train.generation.generate", generator)
+    monkeypatch.setattr("stagerl.train.generation.generate", generator)
     problems = tmp_path / "problems.jsonl"
     if not problems.exists():
         write_problems(problems)

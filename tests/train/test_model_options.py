@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from train import grpo
+from stagerl.train import grpo
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs/stages/smoke.yaml")
@@ -42,7 +42,7 @@ def test_vllm_config_without_vllm_fails_before_model_load(tmp_path, monkeypatch)
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the vLLM check")
 
-    monkeypatch.setattr("train.models.resolve_model", refuse)
+    monkeypatch.setattr("stagerl.train.models.resolve_model", refuse)
     with pytest.raises(ValueError, match=r'pip install -e "\.\[vllm\]"'):
         grpo.main(["--config", str(ROOT / "configs/stages/level1.yaml"), "--use_cpu", "true",
                    "--output_dir", str(tmp_path)])  # fmt: skip
@@ -52,7 +52,7 @@ def test_vllm_config_without_vllm_fails_before_model_load(tmp_path, monkeypatch)
 def test_lora_stage_trains_adapters_and_exports_a_merged_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from train.models import TINY_RANDOM, resolve_model
+    from stagerl.train.models import TINY_RANDOM, resolve_model
 
     cmd = [sys.executable, "train/grpo.py", "--config", SMOKE, "--model_name_or_path", TINY_RANDOM,
            "--reward_funcs", "accuracy", "tests.helpers.rewards.length_reward", "--max_steps", "3",
@@ -86,5 +86,5 @@ def test_two_process_launch_builds_the_rows_once(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert builds.read_text().splitlines() == ["rank 0"]  # built by the main process; rank 1 read its copy
     log = proc.stdout + proc.stderr
-    assert log.count("INFO train.stage_data: data: 2000 rows") == 1  # INFO from the main process only
+    assert log.count("INFO stagerl.train.stage_data: data: 2000 rows") == 1  # INFO from the main process only
     assert json.loads((tmp_path / "stage" / "stage.json").read_text())["data"]["rows"] == 2000

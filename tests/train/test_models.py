@@ -18,9 +18,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from curricula.data.files import cache_root
-from train import models
-from train.models import TINY_RANDOM, missing_parts, resolve_model
+from stagerl.data.files import cache_root
+from stagerl.train import models
+from stagerl.train.models import TINY_RANDOM, missing_parts, resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTED = {"RANK": "3", "LOCAL_RANK": "3", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "8",
@@ -71,7 +71,7 @@ def test_missing_parts_names_what_is_wrong(tmp_path):
 def test_broken_entry_is_rebuilt_not_loaded(empty_cache, caplog):
     tokenizer_only(empty_cache)
     tokenizer_only(empty_cache.with_name(".tiny-random.k1ll3d.tmp"))  # a killed build's temp dir
-    with caplog.at_level(logging.WARNING, logger="train.models"):
+    with caplog.at_level(logging.WARNING, logger="stagerl.train.models"):
         path = resolve_model(TINY_RANDOM)
     assert path == str(empty_cache) and missing_parts(empty_cache) == []
     assert f"{empty_cache} is incomplete (no readable config.json; no weights" in caplog.text
@@ -113,7 +113,7 @@ def test_incomplete_build_is_not_published(empty_cache, monkeypatch):
 
 
 def test_concurrent_processes_build_once(empty_cache):
-    resolve = f"from train.models import resolve_model; print(resolve_model({TINY_RANDOM!r}))"
+    resolve = f"from stagerl.train.models import resolve_model; print(resolve_model({TINY_RANDOM!r}))"
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", f"import logging; logging.basicConfig(level=logging.INFO); {resolve}"],

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from train.selection import PromptSelector, SelectionSampler, selection_lag
+from stagerl.train.selection import PromptSelector, SelectionSampler, selection_lag
 
 PROMPTS, GENERATIONS = 4, 2  # prompts per batch, completions per prompt
 

@@ -36,7 +36,7 @@ def weights(model_dir):
 
 
 def test_smoke_stage_end_to_end(tmp_path):
-    from train.models import TINY_RANDOM, resolve_model
+    from stagerl.train.models import TINY_RANDOM, resolve_model
 
     run_stage(tmp_path / "stage")
     stage = tmp_path / "stage"
@@ -134,7 +134,7 @@ def test_killed_inside_a_crash_window_then_resumed_matches_uninterrupted(
 
 
 def last_complete(stage: Path):
-    from train.checkpoints import last_complete_checkpoint
+    from stagerl.train.checkpoints import last_complete_checkpoint
 
     return last_complete_checkpoint(stage)
 

@@ -1,0 +1,82 @@
+"""Reward functions by name, for stage YAMLs (``reward_funcs: [accuracy, format]``).
+
+A name is a key of :data:`REWARDS` or, as a fallback, a dotted import path to a factory or to a
+plain reward function (``mypkg.rewards.my_reward``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+
+from stagerl.rewards.accuracy import accuracy
+from stagerl.rewards.format import format_reward
+from stagerl.rewards.overlong import overlong
+
+RewardFunc = Callable[..., list]
+
+REWARDS: dict[str, Callable[..., RewardFunc]] = {
+    "accuracy": accuracy,
+    "format": format_reward,
+    "overlong": overlong,
+}
+"""Factories: each takes keyword settings and returns a reward function with TRL's signature."""
+
+
+def _import(path: str) -> Callable:
+    module_name, _, attr = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"unknown reward {path!r}; valid names: {sorted(REWARDS)} or a dotted import path")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(
+            f"unknown reward {path!r} ({e}); valid names: {sorted(REWARDS)} or a dotted import path"
+        ) from e
+
+
+def _is_factory(obj: Callable) -> bool:
+    """A reward function takes ``completions``; a factory does not."""
+    try:
+        return "completions" not in inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_reward_funcs(names: list[str], settings: dict[str, dict] | None = None) -> list[RewardFunc]:
+    """Build reward functions from names.
+
+    Args:
+        names: registry keys or dotted import paths.
+        settings: ``settings[name]`` are keyword arguments for that name's factory.
+
+    Returns:
+        Reward functions, in the order of ``names``.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones), settings for a name not in
+            ``names``, or settings given for a plain function.
+
+    >>> funcs = build_reward_funcs(["format", "overlong"], {"overlong": {"max_completion_length": 64}})
+    >>> [f.__name__ for f in funcs]
+    ['format', 'overlong']
+    """
+    settings = settings or {}
+    stray = set(settings) - set(names)
+    if stray:
+        raise ValueError(f"settings given for rewards not listed in names: {sorted(stray)}")
+    funcs = []
+    for name in names:
+        obj = REWARDS[name] if name in REWARDS else _import(name)
+        kwargs = settings.get(name) or {}
+        if _is_factory(obj):
+            try:
+                funcs.append(obj(**kwargs))
+            except TypeError as e:
+                raise ValueError(f"bad settings for reward {name!r}: {e}") from e
+        else:
+            if kwargs:
+                raise ValueError(f"reward {name!r} is a plain function, no settings: {sorted(kwargs)}")
+            funcs.append(obj)
+    return funcs

@@ -1,0 +1,180 @@
+"""A stage's checkpoints and its end: complete checkpoints, resuming, stopping at the end, the export.
+
+A checkpoint is complete once `stagerl_complete` is in it. `StageCheckpoint` writes, after transformers saved
+a checkpoint: the stage's own state (each part's files: per-problem statistics, the early-advance decision,
+the prompt-selection history), then the marker, then removes checkpoints beyond `save_total_limit`
+(transformers' own rotation is switched off: it deletes the older checkpoint before the new one is marked
+complete, so a kill there left none). Resuming reads every part back and fails on a missing file, so a
+resumed stage continues exactly where the checkpoint left it; a checkpoint that is already the stage's end
+is exported without a step more (`StopIfTrained`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from transformers import TrainerCallback
+from transformers.trainer import TRAINER_STATE_NAME
+from trl import GRPOConfig
+
+from stagerl.data.files import atomic_write_text, failpoint
+from stagerl.train.config import FINAL_DIR, STAGE_RECORD
+from stagerl.train.distributed import barrier
+
+COMPLETE_MARKER = "stagerl_complete"
+
+
+def checkpoint_step(path: str | Path) -> int:
+    return int(Path(path).name.split("-")[1])
+
+
+def last_complete_checkpoint(stage_dir: str | Path) -> str | None:
+    """The newest `checkpoint-N` of a stage directory that was saved completely, or None."""
+    done = [p for p in Path(stage_dir).glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
+    return str(max(done, key=checkpoint_step)) if done else None
+
+
+def read_checkpoint_file(checkpoint: str | Path, name: str) -> str:
+    path = Path(checkpoint) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: {checkpoint} was not saved by a stagerl stage, so it cannot be resumed exactly"
+        )
+    return path.read_text()
+
+
+class StageCheckpoint(TrainerCallback):
+    """Completes each checkpoint (see the module docstring).
+
+    Args:
+        parts: stage state savers; each has `checkpoint_files() -> {name: text}` (called on every rank: it
+            may gather) and `load_checkpoint(dir)`.
+        keep: how many complete checkpoints to keep (`save_total_limit`; None keeps all).
+    """
+
+    def __init__(self, parts: list, keep: int | None):
+        self.parts, self.keep = parts, keep
+
+    def load(self, checkpoint: str | Path) -> None:
+        for part in self.parts:
+            part.load_checkpoint(checkpoint)
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        files = {name: text for part in self.parts for name, text in part.checkpoint_files().items()}
+        barrier()  # every rank finished writing its share of the checkpoint
+        if state.is_world_process_zero:
+            for name, text in files.items():
+                atomic_write_text(checkpoint / name, text)
+            failpoint("checkpoint-before-marker")
+            atomic_write_text(checkpoint / COMPLETE_MARKER, "")
+            self.rotate(Path(args.output_dir), newest=checkpoint)
+        barrier()
+
+    def rotate(self, stage_dir: Path, newest: Path) -> None:
+        """Remove older checkpoints beyond `keep`, only once `newest` is complete: unmark, then delete."""
+        if self.keep is None:
+            return
+        step = checkpoint_step(newest)
+        older = sorted(
+            (p for p in stage_dir.glob("checkpoint-*") if checkpoint_step(p) < step), key=checkpoint_step
+        )
+        for old in older[: max(0, len(older) - (self.keep - 1))]:
+            (old / COMPLETE_MARKER).unlink(missing_ok=True)
+            failpoint("rotate-unmarked")
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_resume(training_args: GRPOConfig) -> str | None:
+    """`latest` -> newest complete checkpoint of output_dir (None when there is none yet)."""
+    resume = training_args.resume_from_checkpoint
+    if resume == "latest":
+        return last_complete_checkpoint(training_args.output_dir)
+    if resume and not Path(resume).is_dir():
+        raise FileNotFoundError(f"resume_from_checkpoint={resume!r}: no such checkpoint directory")
+    return resume
+
+
+def finished_record(training_args: GRPOConfig) -> dict | None:
+    """The record of this stage when it already finished and `latest` asks to resume it, else None."""
+    stage_dir = Path(training_args.output_dir)
+    if training_args.resume_from_checkpoint != "latest" or not (stage_dir / FINAL_DIR).is_dir():
+        return None
+    try:
+        return json.loads((stage_dir / STAGE_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def trained_to_the_end(checkpoint: str, max_steps: int) -> bool:
+    """Whether `checkpoint` is already the end of training: it reached `max_steps` (or, for an epoch budget,
+    the step count its own run computed)."""
+    state = json.loads((Path(checkpoint) / TRAINER_STATE_NAME).read_text())
+    return state["global_step"] >= (max_steps if max_steps > 0 else state["max_steps"])
+
+
+def export_final(trainer, stage_dir: Path, base_model: str) -> Path:
+    """Save model + tokenizer + trainer state to STAGE/final (all ranks call this).
+
+    A LoRA stage's export is the base model with the adapter merged in, so the next stage and evaluation
+    load a plain model with `from_pretrained`. Saved beside `final/` first, then swapped in: a kill at any
+    instant leaves the old export or the new one, or, between the two renames, none yet and no `stage.json`
+    either, so the resumed stage exports again.
+    """
+    final, tmp, old = stage_dir / FINAL_DIR, stage_dir / f".{FINAL_DIR}.tmp", stage_dir / f".{FINAL_DIR}.old"
+    if trainer.accelerator.is_main_process:
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))  # every rank: under ZeRO-3 this gathers the partitioned weights
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        if (tmp / "adapter_config.json").is_file():
+            merge_adapter(tmp, base_model, trainer.args.model_init_kwargs or {})
+        trainer.state.save_to_json(str(tmp / TRAINER_STATE_NAME))
+        if final.exists():
+            os.replace(final, old)
+        failpoint("export-swap")
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return final
+
+
+def merge_adapter(model_dir: Path, base_model: str, init_kwargs: dict) -> None:
+    """Replace the LoRA adapter saved in `model_dir` by the base model with the adapter merged in.
+
+    Reloaded on the CPU in one process: it works alike after DDP and ZeRO-3, whose training copy may be
+    partitioned across ranks.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_model, **init_kwargs)
+    merged = PeftModel.from_pretrained(base, str(model_dir)).merge_and_unload()
+    for adapter_file in model_dir.glob("adapter_*"):
+        adapter_file.unlink()
+    merged.save_pretrained(model_dir)
+
+
+class StageAlreadyTrained(Exception):
+    """Raised before the first step when the resumed checkpoint is already the end of the stage."""
+
+
+class StopIfTrained(TrainerCallback):
+    """Stops a resumed stage before its first step when its checkpoint is already its end.
+
+    transformers checks for the end of training only after a step, so resuming the last checkpoint (a kill
+    between the last step and the export) would train one step more. Raised from `on_train_begin`, after the
+    checkpoint's weights, optimizer and state are loaded: the caller exports them as they are.
+    """
+
+    def __init__(self, trained: bool):
+        self.trained = trained
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if self.trained:
+            raise StageAlreadyTrained

@@ -1,0 +1,87 @@
+"""The stage record (`stage.json`): what ran, on what data, with what result — written once, atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from stagerl.data.files import atomic_write_json
+
+
+def code_version() -> dict:
+    """Versions of this project (git commit when available) and of the libraries that shape training."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        git = (
+            subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        git = None
+    libs = ("stagerl", "trl", "transformers", "accelerate", "deepspeed", "torch", "datasets", "math-verify")
+    return {"git": git, **{lib: _installed(lib) for lib in libs}}
+
+
+def _installed(lib: str) -> str | None:
+    """A library's version, or None when it is not installed (`train/grpo.py` runs as a plain script too)."""
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return None
+
+
+def reward_summary(log_history: list[dict], frac: float = 0.2) -> dict:
+    """Mean train reward over the first and last `frac` of logged steps (at least one step each).
+
+    >>> reward_summary([{"step": 1, "reward": 0.0}, {"step": 2, "reward": 1.0}], frac=0.5)["reward_end"]
+    1.0
+    """
+    history = [[e["step"], e["reward"]] for e in log_history if "reward" in e]
+    if not history:
+        return {"reward_start": None, "reward_end": None, "reward_history": []}
+    k = max(1, int(len(history) * frac))
+    return {
+        "reward_start": sum(r for _, r in history[:k]) / k,
+        "reward_end": sum(r for _, r in history[-k:]) / k,
+        "reward_window": k,
+        "reward_history": history,
+    }
+
+
+def write_stage_record(
+    path: str | Path,
+    *,
+    stage_args,
+    training_args,
+    model_args,
+    data: dict,
+    state,
+    wall_time_s: float,
+    resumed_from: str | None,
+    advanced_early: str | None,
+    selection: dict | None = None,
+) -> dict:
+    """Write `stage.json` for a finished stage and return it."""
+    record = {
+        "status": "done",
+        "steps": state.global_step,
+        "max_steps": state.max_steps,
+        **reward_summary(state.log_history),
+        "advanced_early": advanced_early,
+        "selection": selection,
+        "data": data,
+        "wall_time_s": round(wall_time_s, 2),
+        "resumed_from": resumed_from,
+        "version": code_version(),
+        "config": {
+            "stage": dataclasses.asdict(stage_args),
+            "model": dataclasses.asdict(model_args),
+            "grpo": training_args.to_dict(),
+        },
+    }
+    atomic_write_json(path, record)
+    return record
