@@ -1,13 +1,15 @@
 """Reward functions by name, for stage YAMLs (``reward_funcs: [accuracy, format]``).
 
 A name is a key of :data:`REWARDS` or, as a fallback, a dotted import path to a factory or to a
-plain reward function (``mypkg.rewards.my_reward``).
+plain reward function (``mypkg.rewards.my_reward``), found from the working directory too, as in TRL.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable
 
 from stagerl.rewards.accuracy import accuracy
@@ -28,6 +30,8 @@ def _import(path: str) -> Callable:
     module_name, _, attr = path.rpartition(".")
     if not module_name:
         raise ValueError(f"unknown reward {path!r}; valid names: {sorted(REWARDS)} or a dotted import path")
+    if os.getcwd() not in sys.path:  # as TRL's GRPO script: a user's own module in the working directory
+        sys.path.insert(0, os.getcwd())
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
