@@ -233,6 +233,12 @@ def curriculum_from_mapping(raw, where: str) -> CurriculumSpec:
         bad = set(entry) - valid
         if bad:
             raise ValueError(f"{where}: stage {name!r}: unknown stage fields {sorted(bad)}")
+        empty = sorted(k for k, v in entry.items() if v == [])
+        if empty:  # a list field takes one or more values on the stage's command line
+            raise ValueError(
+                f"{where}: stage {name!r}: {empty} = [] cannot override the stage YAML's list; set it in a "
+                "stage YAML of its own"
+            )
         for key in RUNNER_FIELDS:
             if key in entry:
                 raise ValueError(

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -345,16 +346,19 @@ def _row_features():
     )
 
 
-def load_stage_data(specs: list[str], *, seed: int = 0, **kwargs):
+def load_stage_data(specs: list[str], *, seed: int = 0, stopping: str = "first_exhausted", **kwargs):
     """Load and mix a stage's data components.
 
     Args:
         specs: components `SOURCE[:LEVEL][@WEIGHT]`.
         seed: seed of the weighted interleaving.
+        stopping: `first_exhausted` (the mix ends when a component runs out, so its shares follow the weights)
+            or `all_exhausted_without_replacement` (every row once; once a component runs out the others
+            fill the rest). No row is ever repeated; the log says which component ran out and what was left.
         **kwargs: passed to `load_component`.
 
     Returns:
-        One `datasets.Dataset`; with several components, sampled by weight until every one is used up.
+        One `datasets.Dataset`.
     """
     from datasets import interleave_datasets
 
@@ -369,12 +373,19 @@ def load_stage_data(specs: list[str], *, seed: int = 0, **kwargs):
     if len(parts) == 1:
         return parts[0]
     total = sum(c.weight for c in components)
-    return interleave_datasets(
-        parts,
-        probabilities=[c.weight / total for c in components],
-        seed=seed,
-        stopping_strategy="all_exhausted",
+    tagged = [part.add_column("_component", [k] * len(part)) for k, part in enumerate(parts)]
+    mixed = interleave_datasets(
+        tagged, probabilities=[c.weight / total for c in components], seed=seed, stopping_strategy=stopping
     )
+    used = Counter(mixed["_component"])
+    shares = ", ".join(
+        f"{c.spec()} {used[k]}/{len(part)} rows (weight share {c.weight / total:.2f}, "
+        f"row share {used[k] / len(mixed):.2f})"
+        for k, (c, part) in enumerate(zip(components, parts, strict=True))
+    )
+    what = "stops when a component runs out" if stopping == "first_exhausted" else "uses every row once"
+    logger.info("data mix (%s) %s, no row repeated: %d rows: %s", stopping, what, len(mixed), shares)
+    return mixed.remove_columns("_component")
 
 
 def fingerprint(dataset) -> str:
@@ -385,13 +396,21 @@ def fingerprint(dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def drop_zero_advantage(dataset, stats_paths: list[str], min_attempts: int):
-    """Drop problems that earlier training always or never solved: their GRPO advantage is zero.
+def drop_zero_advantage(
+    dataset, stats_paths: list[str], min_attempts: int, unsolved_min_attempts: int | None = None
+):
+    """Drop problems that earlier training always solved (and, if asked, never solved): zero GRPO advantage.
+
+    A problem always solved so far will most likely stay solved. One never solved is different: a curriculum
+    moves to harder levels because the model grows, so the later stages are where it may start to teach; it
+    is kept unless `unsolved_min_attempts` says after how many all-wrong attempts to give it up.
 
     Args:
         dataset: rows with an `id` column.
         stats_paths: `problems.jsonl` files (`{"id", "attempts", "successes"}` per line); counts are summed.
-        min_attempts: a problem needs at least this many attempts to be judged.
+        min_attempts: attempts, all right, after which a problem is dropped as always solved.
+        unsolved_min_attempts: attempts, all wrong, after which a problem is dropped as never solved (None:
+            never dropped).
 
     Returns:
         `(dataset, {"always_solved": n, "never_solved": m})`.
@@ -405,14 +424,18 @@ def drop_zero_advantage(dataset, stats_paths: list[str], min_attempts: int):
                 entry[0] += row["attempts"]
                 entry[1] += row["successes"]
     always = {pid for pid, (a, s) in counts.items() if a >= min_attempts and s == a}
-    never = {pid for pid, (a, s) in counts.items() if a >= min_attempts and s == 0}
+    never = set()
+    if unsolved_min_attempts is not None:
+        never = {pid for pid, (a, s) in counts.items() if a >= unsolved_min_attempts and s == 0}
     ids = dataset["id"]
     dropped = {"always_solved": sum(i in always for i in ids), "never_solved": sum(i in never for i in ids)}
     kept = dataset.filter(lambda row: row["id"] not in always and row["id"] not in never)
     logger.info(
-        "dropped %d always-solved and %d never-solved problems; %d remain",
+        "dropped %d always-solved (>= %d attempts) and %d never-solved (%s) problems; %d remain",
         dropped["always_solved"],
+        min_attempts,
         dropped["never_solved"],
+        "kept" if unsolved_min_attempts is None else f">= {unsolved_min_attempts} attempts",
         len(kept),
     )
     return kept, dropped

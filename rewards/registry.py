@@ -40,7 +40,12 @@ def _import(path: str) -> Callable:
         ) from e
 
 
-def _is_factory(obj: Callable) -> bool:
+def lookup(name: str) -> Callable:
+    """The factory or plain reward function ``name`` stands for (ValueError, listing the valid names, if none)."""
+    return REWARDS[name] if name in REWARDS else _import(name)
+
+
+def is_factory(obj: Callable) -> bool:
     """A reward function takes ``completions``; a factory does not."""
     try:
         return "completions" not in inspect.signature(obj).parameters
@@ -72,9 +77,9 @@ def build_reward_funcs(names: list[str], settings: dict[str, dict] | None = None
         raise ValueError(f"settings given for rewards not listed in names: {sorted(stray)}")
     funcs = []
     for name in names:
-        obj = REWARDS[name] if name in REWARDS else _import(name)
+        obj = lookup(name)
         kwargs = settings.get(name) or {}
-        if _is_factory(obj):
+        if is_factory(obj):
             try:
                 funcs.append(obj(**kwargs))
             except TypeError as e:

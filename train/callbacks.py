@@ -1,4 +1,5 @@
-"""Trainer-side state of a stage: per-problem statistics (from the accuracy reward) and the early-advance rule.
+"""Trainer-side state of a stage: per-problem statistics and the early-advance rule, both fed by the accuracy
+reward.
 
 Each has `checkpoint_files()` / `load_checkpoint()`, through which `stagerl.train.checkpoints.StageCheckpoint` saves
 it with every checkpoint and a resumed stage reads it back. They extend TRL through its public surface: a
@@ -16,7 +17,7 @@ from transformers import TrainerCallback
 
 from stagerl.train.checkpoints import read_checkpoint_file
 from stagerl.train.config import PROBLEM_STATS
-from stagerl.train.distributed import gather, rank
+from stagerl.train.distributed import gather
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +41,14 @@ def observed(reward_fn, observers: list):
 class ProblemStats:
     """Attempts and successes per problem id, from the accuracy reward, saved with every checkpoint.
 
-    A score of 1.0 counts as a success. Counts are per rank and merged on save, so under DDP each rank only
-    sees its own completions, yet the file holds them all.
+    A score of 1.0 counts as a success. Each rank counts its own completions since the stage (or its resume)
+    began; `merged()` gathers them all. Counts restored from a checkpoint are kept on every rank and added once,
+    in the merge, so it does not matter whether the process group existed when they were loaded.
     """
 
     def __init__(self):
-        self.counts: dict[str, list[int]] = {}
+        self.counts: dict[str, list[int]] = {}  # this rank's, since the stage or its resume began
+        self.restored: dict[str, list[int]] = {}  # every rank's, up to the checkpoint resumed from
 
     def observe(self, ids: list[str], scores: list[float | None], log_metric=None) -> None:
         for pid, score in zip(ids, scores, strict=True):
@@ -56,7 +59,7 @@ class ProblemStats:
 
     def merged(self) -> dict[str, list[int]]:
         total: dict[str, list[int]] = {}
-        for part in gather(self.counts):
+        for part in [self.restored, *gather(self.counts)]:
             for pid, (attempts, successes) in part.items():
                 entry = total.setdefault(pid, [0, 0])
                 entry[0] += attempts
@@ -74,53 +77,85 @@ class ProblemStats:
         return {PROBLEM_STATS: self.text(self.merged())}
 
     def load_checkpoint(self, checkpoint: str | Path) -> None:
-        """Resume counts (only rank 0 keeps them, so the merge counts them once)."""
         rows = [
             json.loads(line) for line in read_checkpoint_file(checkpoint, PROBLEM_STATS).splitlines() if line
         ]
-        if rank() == 0:
-            self.counts = {r["id"]: [r["attempts"], r["successes"]] for r in rows}
+        self.restored = {r["id"]: [r["attempts"], r["successes"]] for r in rows}
+        self.counts = {}
+
+
+def block_boundary(args, step: int) -> bool:
+    """Whether optimizer step `step` ends a generation block.
+
+    TRL generates once every `steps_per_generation * num_iterations` micro-batches and trains on those
+    completions until the next generation; an optimizer step is `gradient_accumulation_steps` micro-batches.
+    A checkpoint resumed inside a block would regenerate its rest, so decisions that end or save a stage wait
+    for a boundary.
+
+    >>> from types import SimpleNamespace as A
+    >>> [block_boundary(A(gradient_accumulation_steps=2, steps_per_generation=4, num_iterations=1), s) for s in (1, 2)]
+    [False, True]
+    """
+    block = args.steps_per_generation * getattr(args, "num_iterations", 1)
+    return step * args.gradient_accumulation_steps % block == 0
 
 
 class EarlyAdvance(TrainerCallback):
-    """Ends the stage once the level looks learned: moving-average reward over a threshold, or a plateau.
+    """Ends the stage once the level looks learned: the accuracy reward's moving average over the last `window`
+    optimizer steps reaches a threshold, or gained less than `plateau_delta` over the window before.
 
-    The decision uses the logged (already all-rank-averaged) train reward, so every rank decides alike. It
-    is saved with the checkpoint it forces, so a resumed stage that had already advanced trains no further.
+    Each optimizer step's value is the mean accuracy of the completions generated for it, gathered from every
+    rank (a step that reuses an earlier generation, with `num_iterations` > 1 or `steps_per_generation` >
+    `gradient_accumulation_steps`, repeats that generation's mean), so the rule does not depend on
+    `logging_steps` or on other reward terms. It decides only at the end of a generation block. The history
+    and the decision are saved with every checkpoint, so a resumed stage decides as an uninterrupted one and
+    one that had already advanced trains no further.
     """
 
     def __init__(self, threshold: float | None, plateau_delta: float | None, window: int, min_steps: int):
-        self.threshold, self.plateau_delta, self.window, self.min_steps = (
-            threshold,
-            plateau_delta,
-            window,
-            min_steps,
-        )
+        self.threshold, self.plateau_delta = threshold, plateau_delta
+        self.window, self.min_steps = window, min_steps
+        self.history: list[float] = []  # the accuracy mean of each optimizer step so far
+        self.pending = [0.0, 0]  # sum and count of the accuracy scores generated since the last step ended
         self.reason: str | None = None
 
+    def observe(self, ids: list[str], scores: list[float | None], log_metric=None) -> None:
+        graded = [s for s in scores if s is not None]
+        for total, count in gather((sum(graded), len(graded))):
+            self.pending[0] += total
+            self.pending[1] += count
+
     def checkpoint_files(self) -> dict[str, str]:
-        return {EARLY_ADVANCE_FILE: json.dumps({"reason": self.reason})}
+        state = {"reason": self.reason, "history": self.history, "pending": self.pending}
+        return {EARLY_ADVANCE_FILE: json.dumps(state)}
 
     def load_checkpoint(self, checkpoint: str | Path) -> None:
-        self.reason = json.loads(read_checkpoint_file(checkpoint, EARLY_ADVANCE_FILE))["reason"]
+        state = json.loads(read_checkpoint_file(checkpoint, EARLY_ADVANCE_FILE))
+        self.reason, self.history, self.pending = state["reason"], state["history"], state["pending"]
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is None or "reward" not in logs or state.global_step < self.min_steps:
+    def on_step_end(self, args, state, control, **kwargs):
+        total, count = self.pending
+        if count:
+            self.history.append(total / count)
+            self.pending = [0.0, 0]
+        elif self.history:  # this step trained on the previous step's generation
+            self.history.append(self.history[-1])
+        if state.global_step < self.min_steps or not block_boundary(args, state.global_step):
             return
-        rewards = [e["reward"] for e in state.log_history if "reward" in e]
-        if len(rewards) < self.window:
+        if len(self.history) < self.window:
             return
-        avg = sum(rewards[-self.window :]) / self.window
+        avg = sum(self.history[-self.window :]) / self.window
         if self.threshold is not None and avg >= self.threshold:
             self.reason = (
-                f"moving-average reward {avg:.3f} >= threshold {self.threshold} at step {state.global_step}"
+                f"accuracy over the last {self.window} steps {avg:.3f} >= threshold {self.threshold} "
+                f"at step {state.global_step}"
             )
-        elif self.plateau_delta is not None and len(rewards) >= 2 * self.window:
-            gain = avg - sum(rewards[-2 * self.window : -self.window]) / self.window
+        elif self.plateau_delta is not None and len(self.history) >= 2 * self.window:
+            gain = avg - sum(self.history[-2 * self.window : -self.window]) / self.window
             if gain < self.plateau_delta:
                 self.reason = (
-                    f"plateau: moving-average reward gained {gain:.3f} < {self.plateau_delta} over "
-                    f"{self.window} logged steps, at step {state.global_step}"
+                    f"plateau: accuracy over the last {self.window} steps gained {gain:.3f} < "
+                    f"{self.plateau_delta}, at step {state.global_step}"
                 )
         if self.reason:
             logger.info("Early advance: %s", self.reason)

@@ -17,6 +17,7 @@ from stagerl.data.sources import DataComponent
 STAGE_RECORD = "stage.json"
 PROBLEM_STATS = "problems.jsonl"
 FINAL_DIR = "final"
+MIX_STOPPING = ("first_exhausted", "all_exhausted_without_replacement")
 
 
 @dataclass
@@ -61,7 +62,25 @@ class StageArguments:
     )
     drop_solved_min_attempts: int = field(
         default=4,
-        metadata={"help": "Attempts a problem needs in drop_solved_stats before it can be dropped."},
+        metadata={
+            "help": "Attempts a problem needs in drop_solved_stats before it is dropped as always solved."
+        },
+    )
+    drop_unsolved_min_attempts: int | None = field(
+        default=None,
+        metadata={
+            "help": "Attempts, all wrong, after which a problem is dropped as never solved; unset keeps such "
+            "problems (a later, harder-trained stage is where they may start to teach)."
+        },
+    )
+    mix_stopping: str = field(
+        default="first_exhausted",
+        metadata={
+            "help": "How weighted components mix (datasets' interleave_datasets): first_exhausted stops when a "
+            "component runs out (shares follow the weights exactly); all_exhausted_without_replacement uses every "
+            "row once (shares drift from the weights once a component runs out). Neither repeats a row.",
+            "choices": MIX_STOPPING,
+        },
     )
     # --- rewards ---
     reward_funcs: list[str] = field(
@@ -76,6 +95,14 @@ class StageArguments:
         metadata={
             "help": 'JSON object of per-reward keyword settings, e.g. {"format": {"think": true}}. '
             "overlong gets max_completion_length from the GRPO config unless set."
+        },
+    )
+    think_open: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Whether the chat template opens a reasoning block in the prompt (DeepSeek-R1-Distill's ends "
+            "with `<think>\\n`): then no answer counts until `</think>`. Default: read from the model's own "
+            "chat template; set true/false to override."
         },
     )
     # --- online prompt selection ---
@@ -98,16 +125,19 @@ class StageArguments:
     # --- advancing ---
     advance_reward_threshold: float | None = field(
         default=None,
-        metadata={"help": "End the stage early once the moving-average train reward reaches this."},
+        metadata={
+            "help": "End the stage early once the accuracy reward's mean over the last advance_window optimizer "
+            "steps reaches this."
+        },
     )
     advance_plateau_delta: float | None = field(
         default=None,
         metadata={
-            "help": "End the stage early when the moving-average reward gained less than this over the "
-            "last advance_window logged steps."
+            "help": "End the stage early when the accuracy reward's mean over the last advance_window optimizer "
+            "steps gained less than this over the window before."
         },
     )
-    advance_window: int = field(default=10, metadata={"help": "Logged steps in the moving average."})
+    advance_window: int = field(default=10, metadata={"help": "Optimizer steps in the moving average."})
     advance_min_steps: int = field(default=0, metadata={"help": "No early advance before this many steps."})
 
     def __post_init__(self):
@@ -128,6 +158,15 @@ class StageArguments:
             raise ValueError(
                 f"select_explore={self.select_explore} and select_min_keep={self.select_min_keep} must be in (0, 1]"
             )
+        advancing = self.advance_reward_threshold is not None or self.advance_plateau_delta is not None
+        if advancing and "accuracy" not in self.reward_funcs:
+            raise ValueError(
+                f"advance_* rules read the accuracy reward, which reward_funcs={self.reward_funcs} lacks"
+            )
+        if self.mix_stopping not in MIX_STOPPING:
+            raise ValueError(f"mix_stopping={self.mix_stopping!r}: valid values are {list(MIX_STOPPING)}")
+        if self.drop_unsolved_min_attempts is not None and self.drop_unsolved_min_attempts < 1:
+            raise ValueError(f"drop_unsolved_min_attempts={self.drop_unsolved_min_attempts} must be >= 1")
         if self.advance_window < 1:
             raise ValueError(f"advance_window={self.advance_window} must be >= 1")
         self.reward_settings_dict()  # validate early

@@ -44,9 +44,9 @@ if (
     main()
     sys.exit(0)
 
-import inspect
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -63,26 +63,14 @@ def make_parser() -> TrlParser:
     return TrlParser((StageArguments, GRPOConfig, ModelConfig))
 
 
-def build_rewards(stage_args: StageArguments, training_args: GRPOConfig) -> list:
-    """Reward functions named in the stage config, with their settings (fails on an unknown name).
-
-    A reward whose factory takes `max_completion_length` (accuracy: no fallback credit for a cut-off
-    completion; overlong: the penalty ramp) gets the stage's unless its settings give one.
-    """
-    from stagerl.rewards.registry import REWARDS, build_reward_funcs
-
-    settings = stage_args.reward_settings_dict()
-    for name in stage_args.reward_funcs:
-        if name in REWARDS and "max_completion_length" in inspect.signature(REWARDS[name]).parameters:
-            settings.setdefault(name, {}).setdefault(
-                "max_completion_length", training_args.max_completion_length
-            )
-    return build_reward_funcs(stage_args.reward_funcs, settings)
-
-
 def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
-    """Checks across our fields and TRL's, before any model loads: prompt selection needs the dataloader in
-    this process, and vLLM must be installed (with a GPU for colocate)."""
+    """Checks across our fields and TRL's, before any model loads: rewards exist, checkpoints fall between
+    generation blocks, prompt selection needs the dataloader in this process, and vLLM must be installed (with
+    a GPU for colocate)."""
+    from stagerl.train.stage_rewards import check_reward_names
+
+    check_reward_names(stage_args.reward_funcs)
+    check_generation_blocks(training_args)
     if stage_args.select_prompts and training_args.dataloader_num_workers:
         raise ValueError("select_prompts draws prompts from the latest scores: set dataloader_num_workers: 0")
     if not training_args.use_vllm:
@@ -97,6 +85,28 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
         )
     if training_args.vllm_mode == "colocate" and not torch.cuda.is_available():
         raise ValueError("use_vllm: true (colocate) needs a CUDA GPU; on CPU set --use_vllm false")
+
+
+def check_generation_blocks(args: GRPOConfig) -> None:
+    """Refuse checkpoints that would fall inside a generation block.
+
+    TRL generates once every `steps_per_generation * num_iterations` micro-batches and trains on that
+    generation until the next; a stage resumed from a checkpoint inside such a block regenerates its rest
+    (TRL keeps the generation in memory only), so the resumed stage would train on other completions than an
+    uninterrupted one and count them twice. Checkpoints every `save_steps` must therefore end a block; the
+    stage's own decisions to stop (early advance) wait for a block's end too.
+    """
+    block = args.steps_per_generation * args.num_iterations  # micro-batches
+    accumulation = args.gradient_accumulation_steps
+    if args.save_strategy != "steps" or args.save_steps < 1 or args.save_steps * accumulation % block == 0:
+        return
+    steps = block // math.gcd(block, accumulation)  # the fewest optimizer steps that end a block
+    raise ValueError(
+        f"save_steps={args.save_steps:g} puts checkpoints inside a generation block (steps_per_generation="
+        f"{args.steps_per_generation} x num_iterations={args.num_iterations} micro-batches, "
+        f"gradient_accumulation_steps={accumulation}): a resumed stage would regenerate the rest of the block; "
+        f"set save_steps to a multiple of {steps}"
+    )
 
 
 def load_model_settings(model_args: ModelConfig, training_args: GRPOConfig) -> dict:
@@ -147,11 +157,14 @@ def main(argv: list[str] | None = None) -> dict | None:
     from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
     from stagerl.train.record import write_stage_record
     from stagerl.train.stage_data import stage_rows
+    from stagerl.train.stage_rewards import build_rewards, reasoning_block
 
     check_settings(stage_args, training_args)
-    reward_funcs = build_rewards(stage_args, training_args)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
+    model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
+    template = reasoning_block(model_path, stage_args, training_args, model_args)
+    reward_funcs, reward_settings = build_rewards(stage_args, training_args, template["think_open"])
 
     from stagerl.train.selection import PromptSelector, StageTrainer, sampler_seed, selection_lag
 
@@ -174,7 +187,6 @@ def main(argv: list[str] | None = None) -> dict | None:
         checkpoints.load(resume)
         trained = early.reason is not None or trained_to_the_end(resume, training_args.max_steps)
         logger.info("Resuming from %s%s", resume, " (the end of the stage: exporting it)" if trained else "")
-    model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
     model_settings = load_model_settings(model_args, training_args)
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
@@ -204,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             wall_time_s=time.time() - start,
             resumed_from=Path(resume).name if resume else None,
             advanced_early=early.reason,
+            chat_template=template,
+            rewards=reward_settings,
             selection=selector.totals(trainer.num_generations) if selector else None,
         )
         logger.info(

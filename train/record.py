@@ -63,6 +63,8 @@ def write_stage_record(
     wall_time_s: float,
     resumed_from: str | None,
     advanced_early: str | None,
+    chat_template: dict,
+    rewards: dict[str, dict],
     selection: dict | None = None,
 ) -> dict:
     """Write `stage.json` for a finished stage and return it."""
@@ -72,6 +74,9 @@ def write_stage_record(
         "max_steps": state.max_steps,
         **reward_summary(state.log_history),
         "advanced_early": advanced_early,
+        "think_open": chat_template["think_open"],
+        "chat_template": chat_template,
+        "rewards": {name: rewards.get(name, {}) for name in stage_args.reward_funcs},
         "selection": selection,
         "data": data,
         "wall_time_s": round(wall_time_s, 2),

@@ -19,8 +19,19 @@ from stagerl.data.files import atomic_directory, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-DATA_FIELDS = ("data", "question_column", "answer_column", "prompt_template", "system_prompt", "decontaminate",
-               "drop_solved_stats", "drop_solved_min_attempts", "max_train_samples")  # fmt: skip
+DATA_FIELDS = (
+    "data",
+    "mix_stopping",
+    "question_column",
+    "answer_column",
+    "prompt_template",
+    "system_prompt",
+    "decontaminate",
+    "drop_solved_stats",
+    "drop_solved_min_attempts",
+    "drop_unsolved_min_attempts",
+    "max_train_samples",
+)
 
 
 def data_key(stage_args, seed: int) -> str:
@@ -41,6 +52,7 @@ def build_rows(stage_args, seed: int):
     dataset = load_stage_data(
         stage_args.data,
         seed=seed,
+        stopping=stage_args.mix_stopping,
         question_column=stage_args.question_column,
         answer_column=stage_args.answer_column,
         prompt_template=stage_args.prompt_template,
@@ -53,7 +65,10 @@ def build_rows(stage_args, seed: int):
         dataset, dropped["contaminated"] = filter_contaminated(dataset, stage_args.decontaminate)
     if stage_args.drop_solved_stats:
         dataset, zero_advantage = drop_zero_advantage(
-            dataset, stage_args.drop_solved_stats, stage_args.drop_solved_min_attempts
+            dataset,
+            stage_args.drop_solved_stats,
+            stage_args.drop_solved_min_attempts,
+            stage_args.drop_unsolved_min_attempts,
         )
         dropped.update(zero_advantage)
     if stage_args.max_train_samples is not None:

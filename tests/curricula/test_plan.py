@@ -44,6 +44,7 @@ def test_stage_overrides_become_cli_args(tmp_path):
         (lambda s: s.update(stagez=[]), "unknown keys ['stagez']"),
         (lambda s: s["stages"][0].update(output_dir="x"), "`output_dir` is set by the curriculum runner"),
         (lambda s: s.update(eval={"benchmarks": ["math500"], "sample": 2}), "unknown eval keys ['sample']"),
+        (lambda s: s["stages"][0].update(decontaminate=[]), "['decontaminate'] = [] cannot override"),
     ],
 )
 def test_bad_curriculum_errors_name_the_problem(tmp_path, mutate, message):

@@ -1,34 +1,97 @@
 from types import SimpleNamespace
 
+import pytest
 from transformers import TrainerControl
 
-from stagerl.train.callbacks import EarlyAdvance
+from stagerl.train import callbacks
+from stagerl.train.callbacks import EarlyAdvance, ProblemStats
 
 
-def feed(callback, rewards):
-    state = SimpleNamespace(log_history=[], global_step=0)
-    control = TrainerControl()
-    for step, r in enumerate(rewards, 1):
+def args(accumulation=1, per_generation=1, iterations=1):
+    return SimpleNamespace(
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=per_generation,
+        num_iterations=iterations,
+    )
+
+
+def feed(callback, accuracy_per_step, training_args=None, generate_every=1):
+    """Steps 1, 2, ...: a generation (its accuracy scores observed) every `generate_every` optimizer steps, the
+    way TRL calls the reward at the start of a generation block; returns the step that advanced."""
+    training_args = training_args or args()
+    state, control = SimpleNamespace(global_step=0), TrainerControl()
+    for step, scores in enumerate(accuracy_per_step, 1):
         state.global_step = step
-        state.log_history.append({"step": step, "reward": r})
-        callback.on_log(None, state, control, logs={"reward": r})
+        if (step - 1) % generate_every == 0:
+            callback.observe(["p"] * len(scores), scores)
+        callback.on_step_end(training_args, state, control)
         if control.should_training_stop:
             return step, control
     return None, control
 
 
-def test_threshold_fires_on_moving_average():
-    step, control = feed(EarlyAdvance(0.5, None, window=3, min_steps=0), [0.1, 0.9, 0.3, 0.6, 0.7, 0.8])
-    assert step == 4 and control.should_save  # step 3: mean(.1, .9, .3) = .433; step 4: mean(.9, .3, .6) = .6
+def test_threshold_fires_on_the_accuracy_mean_over_optimizer_steps():
+    steps = [[0.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0], [0.0] * 4, [1.0] * 4, [1.0, 1.0, 0.0, 1.0]]
+    step, control = feed(EarlyAdvance(0.6, None, window=2, min_steps=0), steps)
+    assert step == 5 and control.should_save  # step 4: (0 + 1) / 2; step 5: (1 + 0.75) / 2
+
+
+def test_ungradable_scores_do_not_count():
+    step, _ = feed(EarlyAdvance(1.0, None, window=1, min_steps=0), [[1.0, None, None]])
+    assert step == 1
 
 
 def test_threshold_respects_min_steps_and_never_fires_below():
-    assert feed(EarlyAdvance(0.5, None, window=2, min_steps=4), [1, 1, 1, 1, 1])[0] == 4
-    assert feed(EarlyAdvance(0.95, None, window=2, min_steps=0), [0.9] * 20)[0] is None
+    assert feed(EarlyAdvance(0.5, None, window=2, min_steps=4), [[1.0]] * 5)[0] == 4
+    assert feed(EarlyAdvance(0.95, None, window=2, min_steps=0), [[0.9]] * 20)[0] is None
 
 
 def test_plateau_fires_when_gain_is_small():
-    rising = [0.1 * i for i in range(10)]
+    rising = [[0.1 * i] for i in range(10)]
     assert feed(EarlyAdvance(None, 0.05, window=3, min_steps=0), rising)[0] is None
-    step, _ = feed(EarlyAdvance(None, 0.05, window=3, min_steps=0), rising[:4] + [0.4] * 10)
+    step, _ = feed(EarlyAdvance(None, 0.05, window=3, min_steps=0), rising[:4] + [[0.4]] * 10)
     assert step == 9  # windows [0.4]*3 vs [0.4]*3 first at step 9 (steps 4..6 still include the rise)
+
+
+def test_decisions_wait_for_the_end_of_a_generation_block():
+    # steps_per_generation 4 over gradient accumulation 2: one generation serves 2 optimizer steps; both steps
+    # count that generation's mean, and only even steps may end the stage.
+    block = args(accumulation=2, per_generation=4)
+    step, _ = feed(EarlyAdvance(0.5, None, window=1, min_steps=0), [[1.0]] * 4, block, generate_every=2)
+    assert step == 2
+    early = EarlyAdvance(0.5, None, window=3, min_steps=0)
+    assert feed(early, [[1.0], [1.0], [0.0], [0.0]], block, generate_every=2)[0] is None
+    assert early.history == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_history_survives_a_checkpoint(tmp_path):
+    first = EarlyAdvance(0.6, None, window=4, min_steps=0)
+    feed(first, [[0.5], [0.5]])
+    (tmp_path / "early_advance.json").write_text(first.checkpoint_files()["early_advance.json"])
+    resumed = EarlyAdvance(0.6, None, window=4, min_steps=0)
+    resumed.load_checkpoint(tmp_path)
+    state, control = SimpleNamespace(global_step=2), TrainerControl()
+    for step in (3, 4):
+        state.global_step = step
+        resumed.observe(["p"], [1.0])
+        resumed.on_step_end(args(), state, control)
+    assert control.should_training_stop and resumed.history == [0.5, 0.5, 1.0, 1.0]
+
+
+@pytest.fixture
+def two_ranks(monkeypatch):
+    """`gather` as two ranks see it: each rank's object, in rank order (set `parts` before merging)."""
+    ranks = {"parts": []}
+    monkeypatch.setattr(callbacks, "gather", lambda obj: ranks["parts"])
+    return ranks
+
+
+def test_restored_counts_are_counted_once_whatever_rank_loaded_them(tmp_path, two_ranks):
+    (tmp_path / "problems.jsonl").write_text('{"id": "a", "attempts": 4, "successes": 1}\n')
+    rank0, rank1 = ProblemStats(), ProblemStats()
+    for stats in (rank0, rank1):  # both ranks load the checkpoint, before any process group exists
+        stats.load_checkpoint(tmp_path)
+    rank0.observe(["a", "b"], [1.0, 0.0])
+    rank1.observe(["a", "b"], [0.0, None])
+    two_ranks["parts"] = [rank0.counts, rank1.counts]
+    assert rank0.merged() == rank1.merged() == {"a": [6, 2], "b": [1, 0]}

@@ -36,6 +36,19 @@ def run(*overrides):
         (["--resume_from_checkpoint", "/nonexistent/checkpoint-9"], FileNotFoundError, "checkpoint-9"),
         (["--drop_solved_stats", "/nonexistent/problems.jsonl"], FileNotFoundError, "problems.jsonl"),
         (["--decontaminate", "math5000"], ValueError, "math5000"),
+        (["--advance_reward_threshold", "0.5", "--reward_funcs", "format"], ValueError, "advance_*"),
+        # A checkpoint inside a generation block would be resumed by regenerating the rest of the block.
+        (
+            ["--steps_per_generation", "2", "--save_steps", "1"],
+            ValueError,
+            "set save_steps to a multiple of 2",
+        ),
+        (["--num_iterations", "2", "--save_steps", "3"], ValueError, "set save_steps to a multiple of 2"),
+        (
+            ["--steps_per_generation", "4", "--gradient_accumulation_steps", "2", "--save_steps", "1"],
+            ValueError,
+            "set save_steps to a multiple of 2",
+        ),
     ],
 )
 def test_config_error_before_model_load(overrides, error, message):
@@ -48,6 +61,13 @@ def test_unknown_yaml_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(Path(SMOKE).read_text() + "\nlearning_rat: 1.0e-5\n")
     with pytest.raises(ValueError, match="learning_rat"):
+        grpo.main(["--config", str(bad)])
+
+
+def test_a_bad_choice_in_yaml_is_named(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(SMOKE).read_text() + "\nmix_stopping: all_exhausted\n")
+    with pytest.raises(ValueError, match="mix_stopping='all_exhausted'"):
         grpo.main(["--config", str(bad)])
 
 
@@ -65,26 +85,38 @@ def test_every_shipped_stage_yaml_parses(path):
     assert stage.data and stage.reward_funcs and training.num_generations >= 2
 
 
+# What arXiv 2504.00829 ("How Difficulty-Aware Staged RL Enhances LLMs' Reasoning") sets, each with its source.
+PAPER_41 = "arXiv 2504.00829 §4.1 (training setup)"
+PAPER_43 = "arXiv 2504.00829 §4.3 (the staged run)"
+PAPER_EVAL = "arXiv 2504.00829 (evaluation protocol)"
+R1_DISTILL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+
+
+def check(value, expected, source: str) -> None:
+    assert value == expected, f"{value!r} != {expected!r}, which {source} sets"
+
+
 def test_paper_settings():
     for level in (1, 2, 3):
         _, t, m = grpo.make_parser().parse_args_and_config(
             ["--config", str(ROOT / f"configs/stages/level{level}.yaml"), "--use_cpu", "true"]
         )
-        assert (t.learning_rate, t.num_generations, t.beta, t.entropy_coef) == (1e-6, 16, 0.001, 0.001)
-        assert m.model_name_or_path == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-        assert t.max_completion_length == (24576 if level == 3 else 16384)
-        assert t.mask_truncated_completions == (level == 3)
-        # 128 prompts x 16 samples per rollout on 8 processes, one optimizer step per rollout
-        assert t.per_device_train_batch_size * 8 * t.steps_per_generation == 128 * 16
+        check(m.model_name_or_path, R1_DISTILL, PAPER_41)
+        check(t.learning_rate, 1e-6, PAPER_41)
+        check(t.num_generations, 16, PAPER_41)  # samples per prompt
+        check(t.beta, 0.001, PAPER_41)  # KL coefficient
+        check(t.entropy_coef, 0.001, PAPER_41)
+        check(t.per_device_train_batch_size * 8 * t.steps_per_generation // t.num_generations, 128, PAPER_41)
+        check(t.max_completion_length, 24576 if level == 3 else 16384, f"{PAPER_41} (16k); {PAPER_43} (24k)")
+        check(t.mask_truncated_completions, level == 3, PAPER_43)
+        # Ours, not the paper's: one optimizer step per rollout, vLLM colocated, its context fits a completion.
         assert t.gradient_accumulation_steps == t.steps_per_generation
         assert t.use_vllm and t.vllm_mode == "colocate" and t.vllm_enable_sleep_mode
         assert t.vllm_max_model_length >= t.max_completion_length
 
 
 def test_paper_curriculum_matches_the_paper():
-    """arXiv 2504.00829 section 4: level 2 at 16k until the reward plateaus, then level 3 at 24k with truncated
-    completions masked and no entropy bonus; lr 1e-6, 16 samples, 128 prompts per step, KL 0.001; evaluated
-    at T=0.6, top-p 0.95, averaging 16 samples. Read from the stages as the runner launches them."""
+    """The staged run read from the stages as the runner launches them (`am_math_paper.yaml`)."""
     from stagerl.curricula.plan import load_plan
 
     plan = load_plan(ROOT / "configs/curricula/am_math_paper.yaml")
@@ -92,14 +124,23 @@ def test_paper_curriculum_matches_the_paper():
     for node in plan.nodes.values():
         args = ["--config", str(node.stage.config_file), *node.stage.cli_args(), "--use_cpu", "true"]
         stages.append(grpo.make_parser().parse_args_and_config(args))
-    (s2, t2, m2), (s3, t3, m3) = stages
+    (s2, t2, _), (s3, t3, _) = stages
     for _, t, m in stages:
-        assert m.model_name_or_path == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
-        assert (t.learning_rate, t.num_generations, t.beta) == (1e-6, 16, 0.001)
-        assert t.per_device_train_batch_size * 8 * t.steps_per_generation // t.num_generations == 128
-    assert s2.data == ["a-m-team/AM-Math-Difficulty-RL:2"] and s3.data == ["a-m-team/AM-Math-Difficulty-RL:3"]
-    assert (t2.max_completion_length, t2.entropy_coef, t2.mask_truncated_completions) == (16384, 0.001, False)
-    assert (t3.max_completion_length, t3.entropy_coef, t3.mask_truncated_completions) == (24576, 0.0, True)
-    assert s2.advance_plateau_delta is not None and t2.max_steps == 2000  # until the reward plateaus
+        check(m.model_name_or_path, R1_DISTILL, PAPER_41)
+        check((t.learning_rate, t.num_generations, t.beta), (1e-6, 16, 0.001), PAPER_41)
+        check(t.per_device_train_batch_size * 8 * t.steps_per_generation // t.num_generations, 128, PAPER_41)
+    check(s2.data, ["a-m-team/AM-Math-Difficulty-RL:2"], f"{PAPER_43}: level 2 first")
+    check(s3.data, ["a-m-team/AM-Math-Difficulty-RL:3"], f"{PAPER_43}: then level 3")
+    check(t2.max_completion_length, 16384, f"{PAPER_43}: level 2 at 16k")
+    check(t2.entropy_coef, 0.001, PAPER_41)
+    check(t2.mask_truncated_completions, False, PAPER_43)
+    check(t3.max_completion_length, 24576, f"{PAPER_43}: level 3 at 24k")
+    check(t3.entropy_coef, 0.0, f"{PAPER_43}: no entropy bonus in the second stage")
+    check(t3.mask_truncated_completions, True, f"{PAPER_43}: truncated completions masked")
+    # "until the reward plateaus" (about step 1600 in the paper): a plateau rule under a 2000-step cap (ours).
+    assert s2.advance_plateau_delta is not None and t2.max_steps == 2000
     evaluation = plan.curricula[0].eval
-    assert (evaluation["temperature"], evaluation["top_p"], evaluation["samples"]) == (0.6, 0.95, 16)
+    check(evaluation["temperature"], 0.6, PAPER_EVAL)
+    check(evaluation["top_p"], 0.95, PAPER_EVAL)
+    check(evaluation["samples"], 16, f"{PAPER_EVAL}: the average of 16 samples")
+    check(evaluation["max_new_tokens"], 32768, f"{PAPER_EVAL}: 32k tokens")

@@ -1,6 +1,7 @@
 """Stages on 2 CPU processes (gloo) under DeepSpeed ZeRO-2 and ZeRO-3, through the shipped accelerate configs.
 
-Each ZeRO stage runs the smoke stage (tiny random model, a length reward so that weights move) three times:
+Each ZeRO stage runs the smoke stage (tiny random model, a length reward so that weights move, and the
+accuracy reward so that per-problem counts are kept) three times:
 uninterrupted for 4 steps; killed with SIGKILL once checkpoint-2 is complete (a test reward stalls step 3, see
 `tests/helpers/stall.py`); resumed with `--resume_from_checkpoint latest`. The resumed export must equal the
 uninterrupted one tensor for tensor, every launch must exit 0 without an abort at exit, and the ZeRO-3 export
@@ -36,6 +37,7 @@ STAGE = [
     "--model_name_or_path",
     "stagerl:tiny-random",
     "--reward_funcs",
+    "accuracy",  # per-problem counts (problems.jsonl) must survive the kill too
     "tests.helpers.stall.stalling_length_reward",
     "--max_steps",
     "4",
@@ -151,6 +153,12 @@ def test_killed_and_resumed_equals_uninterrupted(zero_runs):
     assert a.keys() == b.keys()
     differing = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differing, f"{name}: resumed weights differ from the uninterrupted run in {differing}"
+    # Per-problem counts: every completion of both ranks counted once, the resumed ones included.
+    problems = [(d / "problems.jsonl").read_text() for d in (straight, resumed)]
+    assert problems[0] == problems[1]
+    assert (
+        sum(json.loads(line)["attempts"] for line in problems[0].splitlines()) == 4 * 2 * 4
+    )  # steps x ranks x 4
 
     from stagerl.train.models import resolve_model
 

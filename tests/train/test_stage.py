@@ -90,6 +90,39 @@ def test_resume_mid_stage_matches_uninterrupted(tmp_path):
     assert read(tmp_path / "full") == read(interrupted)
 
 
+@pytest.mark.parametrize(
+    ("blocks", "attempts"),
+    [
+        # each generation (4 completions) trained on twice: blocks of 2 optimizer steps
+        (["--num_iterations", "2"], 2 * 4),
+        # one generation of 2 prompts x 4 (8 completions) split over 2 optimizer steps of 2 x 2 micro-batches
+        (
+            [
+                "--steps_per_generation",
+                "4",
+                "--gradient_accumulation_steps",
+                "2",
+                "--per_device_train_batch_size",
+                "2",
+            ],
+            2 * 8,
+        ),
+    ],
+    ids=["num_iterations-2", "spg-4-over-accumulation-2"],
+)
+def test_a_stage_with_generation_blocks_resumes_exactly(tmp_path, blocks, attempts):
+    """A generation serves two optimizer steps; checkpoints every 2 steps end a block (others are refused
+    before any model loads), so a stage resumed from checkpoint-2 trains on what an uninterrupted one did."""
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    run_stage(full, *blocks)
+    resumed.mkdir()
+    shutil.copytree(full / "checkpoint-2", resumed / "checkpoint-2")  # as a kill right after it leaves it
+    run_stage(resumed, *blocks, "--resume_from_checkpoint", "latest")
+    assert_same_stage(full, resumed)
+    problems = [json.loads(line) for line in (full / "problems.jsonl").open()]
+    assert sum(p["attempts"] for p in problems) == attempts  # every completion generated is graded once
+
+
 # --- crash windows: each test stops the stage exactly inside one (a failpoint SIGKILLs it there), resumes it
 # as the runner does (`--resume_from_checkpoint latest`), and compares with an uninterrupted run.
 

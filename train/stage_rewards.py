@@ -1,0 +1,92 @@
+"""A stage's reward functions: the registry's, with the stage's settings and what the model's chat template
+implies.
+
+DeepSeek-R1-Distill's chat template ends the generation prompt with `<｜Assistant｜><think>\\n`: every completion
+starts inside a reasoning block that only `</think>` closes. A reward blind to that would take a `\\boxed{}`
+from a thought that never finished (a cut-off completion boxing a guess early scores 1.0), paying the policy
+to guess. So the stage reads its model's own chat template (rendered with `add_generation_prompt=True`, no
+model-name rules; `stagerl.data.prompts.open_reasoning_tag`) and gives `think_open` to every reward factory
+that takes it, as it gives the stage's `max_completion_length` to those that take that; a reward's own
+`reward_settings` win, and the stage field `think_open` overrides the detection.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def check_reward_names(names: list[str]) -> None:
+    """Fail (ValueError listing the valid names) on a reward that does not exist, before any loading."""
+    from stagerl.rewards.registry import lookup
+
+    for name in names:
+        lookup(name)
+
+
+def reasoning_block(model_path: str, stage_args, training_args, model_args) -> dict:
+    """Whether the model's chat template opens a reasoning block in the prompt, and the template's hash.
+
+    Args:
+        model_path: the model's directory or hub id (its tokenizer is read, not the model).
+        stage_args: `StageArguments` (`think_open` overrides the detection when set).
+        training_args: `GRPOConfig` (`chat_template_kwargs` render the template as the trainer does).
+        model_args: `ModelConfig` (revision; `trust_remote_code` is the GRPO config's, as TRL reads it).
+
+    Returns:
+        `{"think_open": bool, "detected": bool, "chat_template_sha256": str | None}` (what `stage.json`
+        records).
+
+    Raises:
+        ValueError: the template leaves a tag other than `<think>` open (the rewards close only `</think>`).
+    """
+    from transformers import AutoTokenizer
+
+    from stagerl.data.prompts import open_reasoning_tag, template_hash
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
+    )
+    tag = open_reasoning_tag(tokenizer, training_args.chat_template_kwargs)
+    if tag not in (None, "think") and stage_args.think_open is None:
+        raise ValueError(
+            f"the chat template of {model_path} leaves <{tag}> open in the prompt; the rewards only know "
+            "<think>...</think>: set think_open: false to grade the whole completion"
+        )
+    detected = tag == "think"
+    think_open = detected if stage_args.think_open is None else stage_args.think_open
+    if think_open != detected:
+        logger.warning(
+            "think_open: %s set, though the chat template of %s says %s", think_open, model_path, detected
+        )
+    logger.info("chat template of %s: reasoning block opened in the prompt: %s", model_path, think_open)
+    return {"think_open": think_open, "detected": detected, "chat_template_sha256": template_hash(tokenizer)}
+
+
+def reward_settings(stage_args, training_args, think_open: bool) -> dict[str, dict]:
+    """Each factory reward's keyword settings: `reward_settings`, then the stage's defaults for the settings a
+    factory takes (`max_completion_length`: no fallback credit for a cut-off completion, the overlong ramp;
+    `think_open`: no answer before the reasoning block closes)."""
+    from stagerl.rewards.registry import is_factory, lookup
+
+    settings = stage_args.reward_settings_dict()
+    defaults = {"max_completion_length": training_args.max_completion_length, "think_open": think_open}
+    for name in stage_args.reward_funcs:
+        factory = lookup(name)
+        if not is_factory(factory):
+            continue
+        taken = inspect.signature(factory).parameters
+        for key, value in defaults.items():
+            if key in taken:
+                settings.setdefault(name, {}).setdefault(key, value)
+    return settings
+
+
+def build_rewards(stage_args, training_args, think_open: bool) -> tuple[list, dict[str, dict]]:
+    """The stage's reward functions (TRL's signature) and the settings they were built with."""
+    from stagerl.rewards.registry import build_reward_funcs
+
+    settings = reward_settings(stage_args, training_args, think_open)
+    return build_reward_funcs(stage_args.reward_funcs, settings), settings
