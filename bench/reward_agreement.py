@@ -1,12 +1,17 @@
 """Agreement of the accuracy reward with human labels on real model solutions, beside plain math-verify.
 
     flock /tmp/stagerl-cpu.lock .venv/bin/python bench/reward_agreement.py [--data FILE] [--show-disagreements]
+        [--save-verdicts FILE] [--changed-since FILE]
 
 Data: ``tests/rewards/data/processbench_dev.jsonl`` (ProcessBench solutions with human final-answer
 labels, see the README there). Ours: ``stagerl.rewards.grade`` (extraction, hedging, anti-hack rule, pool).
 Plain math-verify: ``verify(parse("$" + gold + "$"), parse(completion))`` with default settings, in this
 process. Per source: rows, agreement with the labels, false positives (credit for a solution labelled
 wrong) and false negatives (no credit for one labelled right), for both graders.
+
+To see what a change to the grader did: ``--save-verdicts before.json`` on the old code, then
+``--changed-since before.json`` on the new one lists every row whose verdict changed, so that a gain on
+one shape cannot hide a loss on another.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from math_verify import parse, verify
 
+from stagerl.data.files import atomic_write_json
 from stagerl.rewards.accuracy import grade
 from stagerl.rewards.extract import extract
 
@@ -70,16 +76,46 @@ def format_table(ours: dict, plain: dict) -> str:
     return "\n".join(lines)
 
 
+def changed_verdicts(old: dict[str, bool], rows: list[dict], ours: list[bool]) -> list[str]:
+    """One line per row whose verdict differs from ``old`` (a --save-verdicts file): id, label, old, new."""
+    return [
+        f"{r['id']:22s} label={r['label']!s:5s} old={old[r['id']]!s:5s} new={o!s:5s}"
+        f" gold={r['gold']!r} ours={extract(r['completion']).answer!r}"
+        for r, o in zip(rows, ours, strict=True)
+        if old[r["id"]] != o
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DATA, help="labelled JSONL file")
     p.add_argument("--show-disagreements", action="store_true", help="list the rows where ours is wrong")
+    p.add_argument("--save-verdicts", type=Path, help="write our verdict per row id to this JSON file")
+    p.add_argument(
+        "--changed-since",
+        type=Path,
+        help="list the rows whose verdict differs from this --save-verdicts file",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     rows = load(args.data)
+    old = None
+    if args.changed_since:
+        old = json.loads(args.changed_since.read_text(encoding="utf-8"))
+        missing = [r["id"] for r in rows if r["id"] not in old]
+        if missing:
+            p.error(
+                f"--changed-since {args.changed_since}: no verdict for {len(missing)} rows (first: {missing[0]})"
+            )
     ours = [g == 1.0 for g in grade([r["completion"] for r in rows], [r["gold"] for r in rows])]
     plain = plain_math_verify(rows)
     print(format_table(tally(rows, ours), tally(rows, plain)))
+    if args.save_verdicts:
+        atomic_write_json(args.save_verdicts, {r["id"]: o for r, o in zip(rows, ours, strict=True)})
+    if old is not None:
+        changed = changed_verdicts(old, rows, ours)
+        print(f"{len(changed)} verdicts changed since {args.changed_since}")
+        print("\n".join(changed))
     if args.show_disagreements:
         for r, o, m in zip(rows, ours, plain, strict=True):
             if o != r["label"]:

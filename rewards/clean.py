@@ -56,6 +56,8 @@ _UNIT_NOT = re.compile(
 # Currency signs; a backslash before a digit ("\15") is a "\$15" that lost its "$".
 _CURRENCY = re.compile(r"\\\$|\$|\\text\{\s*\\\$\s*\}|USD|€|£|(?<!\\)\\(?=\d)")
 _INNER_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+# Inline math delimiters left inside an answer that lists formulas; not the "\\" row break before "(".
+_INNER_PARENS = re.compile(r"(?<!\\)\\[()]")
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\{(?P<inner>[^{}]*)\}$")
 _REL = r"(?:<=|>=|<|>|\\leq?|\\geq?|\\lt|\\gt|\\leqslant|\\geqslant)"
 _INEQ_ONE = re.compile(r"^(?P<var>[a-zA-Z])\s*(?P<op>" + _REL + r")\s*(?P<val>[^<>=]+)$")
@@ -249,6 +251,7 @@ def clean_answer(ans: str) -> tuple[str, str]:
     s = _strip_delimiters(unicode_math(ans))
     s = _INNER_BOX.sub(r"\1", s)  # "180^\circ - 90^\circ = \boxed{90^\circ}"
     s = s.replace("$", " ") if s.count("$") % 2 == 0 else s  # "$x=5$ and $x=-2$"
+    s = _INNER_PARENS.sub(" ", s)  # "-1, 0,\) and \(1": the outer "\(" "\)" went with the delimiters
     s = re.sub(r"\\text\{\s*\}", "", s)
     s = re.sub(r"\s+", " ", s).strip()
     s = _CURRENCY.sub("", s).strip() if re.search(r"\d", s) else s

@@ -11,18 +11,26 @@ Rules, in order (each was written against what real model solutions do, see test
 2. Boxes: empty boxes are ignored (they restate the instruction: "putting the answer within
    \\boxed{}, we get ..."). The last box is the answer; boxes side by side ("\\(\\boxed{3}\\) and
    \\(\\boxed{5}\\)") form one multi-part answer, whatever math delimiters wrap them.
-3. Without a box: "final answer is X", "the answer is X", "Answer: X", "#### X". When X is a sentence
+3. Without a box: the section under the last answer heading ("### Final Answer", "**Final Answer**" alone
+   on its line; up to the next markdown heading) is where the answer is, read by rules 4 and 5 with its
+   bold value ("The product ... when T is 3 is **6**.") as the answer; what comes before it is the work,
+   whose "answer" phrases are intermediate. Without a heading, or when its section holds no answer, the
+   whole text is read.
+4. "final answer is X", "the answer is X", "Answer: X", "#### X". When X is a sentence
    ("Verna received $7.00 in change"), the math inside it is the answer.
-4. Fallback: a bold value on the last line; else a displayed formula announced by a conclusion
+5. Fallback: a bold value on the last line; else a displayed formula announced by a conclusion
    ("Thus, the function is: \\[f(x) = 1 - x\\]") and followed by at most two sentences of commentary;
    else the last sentence or displayed formula that holds any math, stepping back over prose without
    math ("This completes the proof."). From a sentence: its last formula or number (a bare name such
    as \\(n\\) names the quantity and is passed over), or the last side of an equation written without
-   math delimiters.
+   math delimiters. Formulas listed in prose ("\\(-1, 0,\\) and \\(1\\)") are one list ("-1, 0, 1").
 
 A hedge is two or more final answers that are not the same answer: every box, or every answer phrase,
-is a final answer. Spellings of one number ("\\boxed{11/36}" ... "\\boxed{\\frac{11}{36}}") are decided
-here; anything needing sympy is returned in ``others`` and decided by equivalence in the pool.
+is a final answer. A self-correction is not a hedge: an answer withdrawn by a retraction written between
+it and a later answer, in a later sentence ("\\boxed{6}. However, this solution doesn't align ... is
+\\boxed{7}"), is no longer a final answer (see :mod:`stagerl.rewards.retraction`). Spellings of one
+number ("\\boxed{11/36}" ... "\\boxed{\\frac{11}{36}}") are decided here; anything needing sympy is
+returned in ``others`` and decided by equivalence in the pool.
 
 Completions are untrusted: only the tail of long texts is scanned, answers longer than
 ``MAX_ANSWER_CHARS`` or nested deeper than ``MAX_DEPTH`` are rejected, and invalid UTF-8 is replaced.
@@ -34,6 +42,7 @@ import re
 from dataclasses import dataclass
 
 from stagerl.rewards.clean import arity, clean_answer, spelling_key, unicode_math
+from stagerl.rewards.retraction import retracts
 from stagerl.rewards.rules import same_answer
 
 # Final answers sit at the end; scanning only the tail keeps a 1 MB completion as cheap as a short one.
@@ -64,6 +73,10 @@ _ANSWER_PHRASE = re.compile(
     r"\banswer\b\s*(?:\*\*)?\s*(?:is\b|:|=)\s*:?\s*(?:\*\*)?\s*:?[ \t]*", re.IGNORECASE
 )
 _HASHES = re.compile(r"^\s*####\s*(?P<ans>[^\n]+)", re.MULTILINE)
+# An answer heading alone on its line: "### Final Answer", "**Final Answer:**", "Answer:" (bounded
+# repetition: linear time on lines of spaces or stars).
+_HEADING = re.compile(r"^[#* \t]{0,12}(?:final[ \t]+)?answer[ \t*:]{0,12}$", re.MULTILINE | re.IGNORECASE)
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}[ \t]", re.MULTILINE)
 # Formulas are matched up to a bounded length, so that a text full of unclosed delimiters costs
 # linear time, not quadratic.
 _DISPLAY_BODY = rf"(?:\\\[(?P<a>.{{0,{MAX_FORMULA_CHARS}}}?)\\\]|\$\$(?P<b>.{{0,{MAX_FORMULA_CHARS}}}?)\$\$)"
@@ -229,14 +242,19 @@ def _is_prose(s: str) -> bool:
 
 
 def _formula_group(s: str, spans: list[re.Match], last: int) -> str:
-    """The formula ``spans[last]`` with the formulas before it joined by "and"/commas ("$x=5$ and $x=-2$")."""
+    """The formula ``spans[last]`` with the formulas before it joined by "and"/commas ("$x=5$ and $x=-2$").
+
+    A list's comma may sit inside the formula before the next ("\\(-1, 0,\\) and \\(1\\)"): it separates
+    like one written outside, and is not repeated in the joined list ("-1, 0, 1").
+    """
     group = [spans[last]]
     for prev in reversed(spans[:last]):
-        if _MULTI_JOIN.fullmatch(s[prev.end() : group[0].start()]):
+        comma = "," if _formula(prev).rstrip().endswith(",") else ""
+        if _MULTI_JOIN.fullmatch(comma + s[prev.end() : group[0].start()]):
             group.insert(0, prev)
         else:
             break
-    return ", ".join(_formula(m) for m in group)
+    return ", ".join(_formula(m).strip().rstrip(",").rstrip() for m in group)
 
 
 def _bold_answer(s: str) -> str | None:
@@ -272,27 +290,63 @@ def _math_in_sentence(s: str) -> str | None:
     return _formula_group(s, spans, last) if isinstance(last, int) else last
 
 
-def _phrase_answers(tail: str) -> list[tuple[str, bool]]:
-    """Answers stated by a phrase ("The answer is X", "Answer: X", "#### X"), with whether each ended."""
-    masked = _mask_inline(tail)  # once: sentence ends are searched outside formulas
+@dataclass(frozen=True)
+class _Stated:
+    """One final answer as the text states it: the answer text, where it lies, whether its sentence ended."""
+
+    text: str
+    start: int
+    end: int
+    ended: bool = True
+
+
+def _phrase_answers(tail: str, masked: str) -> list[_Stated]:
+    """Answers stated by a phrase ("The answer is X", "Answer: X", "#### X"), in order.
+
+    Args:
+        tail: the text.
+        masked: ``_mask_inline(tail)``, where sentence ends are searched (outside formulas).
+    """
     found = []
     for m in _ANSWER_PHRASE.finditer(tail):
         end = _SENTENCE_END.search(masked, m.end())
-        ans = tail[m.end() : end.start() if end else len(tail)]
+        stop = end.start() if end else len(tail)
+        ans = tail[m.end() : stop]
         if not ans.strip():  # "The answer is:" then a displayed formula
             d = _DISPLAY_START.match(tail, m.end())
             if d:
-                found.append((_formula(d), True))
+                found.append(_Stated(_formula(d), m.start(), d.end()))
             continue
         # "Final Answer: The final answer is $5$": the inner phrase is the one that counts.
         if _ANSWER_PHRASE.search(ans):
             continue
         if _is_prose(ans):
             ans = _math_in_sentence(ans) or ans
-        found.append((ans, end is not None))
+        found.append(_Stated(ans, m.start(), stop, end is not None))
     for m in _HASHES.finditer(tail):
-        found.append((m["ans"], m.end() < len(tail.rstrip())))
-    return found
+        found.append(_Stated(m["ans"], m.start(), m.end(), m.end() < len(tail.rstrip())))
+    return sorted(found, key=lambda a: a.start)
+
+
+def _first_standing(spans: list[tuple[int, int]], masked: str) -> int:
+    """Index of the first final answer not withdrawn: the one after the last retraction between two answers.
+
+    Only the text between two answers is read, and only when a sentence ends in it: "\\boxed{3}, wait,
+    \\boxed{4}" offers two answers in one breath, a hedge.
+
+    Args:
+        spans: ``(start, end)`` of each final answer in the text, in order.
+        masked: the text with its inline formulas masked (``_mask_inline``): sentence ends and retraction
+            phrases are searched outside formulas.
+
+    Returns:
+        The index into ``spans`` of the first answer after the last retraction (0 when none).
+    """
+    for i in range(len(spans) - 1, 0, -1):
+        lo, hi = spans[i - 1][1], spans[i][0]
+        if _SENTENCE_END.search(masked, lo, hi) and retracts(masked[lo:hi]):
+            return i
+    return 0
 
 
 def _segments(text: str) -> list[tuple[str, str]]:
@@ -323,7 +377,7 @@ def _sentences(text: str) -> list[tuple[str, str]]:
 
 
 def _fallback_answer(tail: str) -> str | None:
-    """The answer of a completion without box or answer phrase (see rule 4 of the module docstring)."""
+    """The answer of a completion without box or answer phrase (see rule 5 of the module docstring)."""
     bold = _bold_answer(tail.rstrip().rsplit("\n", 1)[-1])
     if bold:  # a bold value on the last line is how markdown-style solutions state their result
         return bold
@@ -355,6 +409,10 @@ def _joins(gap: str) -> bool:
 def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extraction:
     if boxes[-1][0] is None:
         return Extraction(None)
+    # Parts are every box, withdrawn or not: between the boxes of two parts lies the work of the second,
+    # and a retraction there ("let's reconsider the minimum") is about that part, not the first.
+    parts = _parts([b[0] for b in boxes if b[0] is not None])
+    boxes = boxes[_first_standing([(b[1], b[2]) for b in boxes], _mask_inline(tail)) :]
     group = [boxes[-1]]
     for prev in reversed(boxes[:-1]):
         if prev[0] is not None and _joins(tail[prev[2] : group[0][1]]):
@@ -369,7 +427,6 @@ def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extracti
         for b in boxes[: len(boxes) - len(group)]
         if b[0] is not None and (len(group) == 1 or spelling_key(clean_answer(b[0])[0]) not in members)
     ]
-    parts = _parts([b[0] for b in boxes if b[0] is not None])
     return _decide([*others, final], "box", parts)
 
 
@@ -403,6 +460,26 @@ def _decide(candidates: list[str], kind: str, parts: tuple[str, ...] = ()) -> Ex
     return Extraction(answer, raw, kind=kind, others=tuple(others.values()), parts=parts)
 
 
+def _from_prose(text: str, under_heading: bool) -> Extraction | None:
+    """The answer of a text without boxes (rules 3 to 5 of the module docstring); None when it states none.
+
+    Args:
+        text: the whole text, or the section under its last answer heading.
+        under_heading: ``text`` is the section under an answer heading, where a bold value anywhere
+            states the answer.
+    """
+    masked = _mask_inline(text)
+    phrases = _phrase_answers(text, masked)
+    if phrases:
+        phrases = phrases[_first_standing([(p.start, p.end) for p in phrases], masked) :]
+        return _decide([p.text for p in phrases], "phrase" if phrases[-1].ended else "fallback")
+    bold = _bold_answer(text) if under_heading else None
+    if bold:
+        return _decide([bold], "phrase")
+    last = _fallback_answer(text)
+    return _decide([last], "fallback") if last else None
+
+
 def extract(completion: object, think_open: bool = False) -> Extraction:
     """Extract the final answer of a completion (see the module docstring for the rules).
 
@@ -428,11 +505,16 @@ def extract(completion: object, think_open: bool = False) -> Extraction:
     boxes = find_boxes(tail)
     if boxes:
         return _from_boxes(tail, boxes)
-    phrases = _phrase_answers(tail)
-    if phrases:
-        return _decide([p for p, _ in phrases], "phrase" if phrases[-1][1] else "fallback")
-    last = _fallback_answer(tail)
-    return _decide([last], "fallback") if last else Extraction(None)
+    headings = list(_HEADING.finditer(tail))
+    if headings:
+        # The section runs to the next markdown heading ("### Verification"), or to the end.
+        after = _MARKDOWN_HEADING.search(tail, headings[-1].end())
+        found = _from_prose(
+            tail[headings[-1].end() : after.start() if after else len(tail)], under_heading=True
+        )
+        if found is not None:
+            return found
+    return _from_prose(tail, under_heading=False) or Extraction(None)
 
 
 def extract_answer(text: object) -> str | None:

@@ -45,16 +45,138 @@ def test_extract_answer(text, expected):
     [
         r"It is $\boxed{3}$ or possibly $\boxed{4}$.",
         r"So $\boxed{2}$. Checking again, it is $\boxed{3}$.",
-        "The answer is 3. Wait, the answer is 4.",
         r"$\boxed{3}$ $\boxed{4}$",  # nothing joins them: two answers
-        # olympiadbench-994: a changed mind is two different final answers.
-        r"Therefore, the number of students in the class is $\boxed{6}$.\n\nHowever, this solution doesn't align"
-        r" ... the correct total number of students, given the constraints of the problem, is $\boxed{7}$.",
+        # Side-by-side alternatives: nothing is withdrawn.
+        r"It could be $\boxed{12}$; it could also be $\boxed{15}$.",
+        "The answer is 12. Alternatively, counting the complements, the answer is 15.",
+        # Two boxes in one sentence, even around a retraction word: one breath, two answers.
+        r"The number of ways is $\boxed{12}$, or, if this count is wrong, $\boxed{15}$.",
+        # A box, then an unretracted different box.
+        "So there are \\(\\boxed{12}\\) ways.\n\nAlternatively, by symmetry, there are \\(\\boxed{15}\\) ways.",
+        # A retraction counts only between the two answers: before the first, or after the last, it withdraws
+        # neither.
+        r"Wait, let me recompute from the start. The sum is $\boxed{12}$. By symmetry it is $\boxed{15}$.",
+        r"The sum is $\boxed{12}$. By symmetry it is $\boxed{15}$. However, this calculation is incorrect.",
+        # Candidates dismissed by case analysis do not withdraw an answer.
+        r"For \(n = 2\) we get $\boxed{5}$. For \(n = 3\), this case does not work. For \(n = 4\), $\boxed{9}$.",
     ],
 )
 def test_hedging_has_no_answer(text):
     ext = extract(text)
     assert ext.answer is None and ext.hedged
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # Shapes of olympiadbench-739, omnimath-155, olympiadbench-687, omnimath-78, olympiadbench-673,
+        # math-348 and olympiadbench-994 (paraphrased): an answer, a retraction, the corrected answer.
+        (
+            r"So the area is \(\boxed{\frac{1}{8}}\)."
+            "\n\n"
+            r"However, this calculation is incorrect. Subtracting"
+            r" the four triangles from the square instead, the area is \(\boxed{2 - \sqrt{3}}\).",
+            r"2 - \sqrt{3}",
+        ),
+        (
+            r"Total number of points \(= \boxed{57}\)."
+            "\n\n"
+            r"Wait, this isn't right: each layer adds 8 more"
+            r" points than the one before. Summing the layers, the total is \(\boxed{421}\).",
+            "421",
+        ),
+        (
+            r"Thus \(x = \boxed{12}\). Let me recompute the second term: it is \(9\), not \(7\), so"
+            r" \(x = \boxed{14}\).",
+            "14",
+        ),
+        (
+            r"So \(\alpha = \boxed{0}\). This is also incorrect. Next, with \(\alpha = \pi\), \(\boxed{\pi}\).",
+            r"\pi",
+        ),
+        (
+            r"we get: \[ \boxed{\frac{1}{4}} \] However, this is not the final answer. Summing over all \(k\):"
+            r" \[ \boxed{\frac{13}{22}} \]",
+            r"\frac{13}{22}",
+        ),
+        (
+            r"This gives \(a = \boxed{2}\). We made a small mistake in our simplification; let's correct it."
+            r" From \(a + 4 = 2\), \(a = \boxed{-2}\).",
+            "-2",
+        ),
+        (
+            r"So \(A \cdot B = \boxed{0}\)."
+            "\n\n"
+            r"Hmm, wait. This doesn't make sense, since \(A\) is a"
+            r" two-digit number. Redoing the digits, \(A \cdot B = \boxed{20}\).",
+            "20",
+        ),
+        (
+            r"Therefore, the number of students in the class is $\boxed{6}$."
+            "\n\n"
+            r"However, this solution doesn't"
+            r" align with the constraints. Upon closer examination, the correct total is $\boxed{7}$.",
+            "7",
+        ),
+        # Answer phrases correct each other the same way.
+        ("The answer is 3. Wait, the answer is 4.", "4"),
+        ("The answer is 24. Upon re-checking, each pair was counted twice. The answer is 12.", "12"),
+        # Side-by-side parts after the retraction are the answer.
+        (
+            r"The roots are \(\boxed{1}\) and \(\boxed{2}\). Actually, the second factor is \(x + 2\), so the"
+            r" roots are \(\boxed{1}\) and \(\boxed{-2}\).",
+            "1, -2",
+        ),
+    ],
+)
+def test_self_correction_grades_the_corrected_answer(text, expected):
+    ext = extract(text)
+    # No other final answer is left for the pool to compare: the withdrawn one is gone.
+    assert (ext.answer, ext.hedged, ext.others) == (expected, False, ())
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # An answer heading: the bold value under it, not an "answer" phrase from the work before it.
+        (
+            "First we need the answer: for \\(T = 3\\), the polynomial is \\(x^2 - 5x + 6\\).\n\n"
+            "### Final Answer\nThe product of the roots when T is 3 is **6**.",
+            "6",
+        ),
+        (
+            "So the answer is for \\(T = 3\\) only.\n\n**Final Answer**\n\nFor \\(T = 3\\), the product of the"
+            " roots is **6**.\n\nThis matches the check for \\(T = 3\\) above.",
+            "6",
+        ),
+        # The section ends at the next heading: a check after it is not the answer.
+        (
+            "### Final Answer\nThe product of the roots is **6**.\n\n### Verification\nFor \\(T = 3\\) the roots"
+            " **2** and **3** multiply to 6.",
+            "6",
+        ),
+        # The section under the heading is read like a whole text: its answer phrase, its last math.
+        (
+            "Answer: we first find \\(T = 3\\).\n\n## Final Answer:\nThe final answer is \\(6\\).",
+            "6",
+        ),
+    ],
+)
+def test_answer_heading(text, expected):
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # A list written in prose, its commas inside the formulas.
+        (r"Therefore, the integer values are \(-1, 0,\) and \(1\).", "-1, 0, 1"),
+        (r"So \(x = 1,\) \(2,\) or \(3\).", "1, 2, 3"),
+        (r"The answer is \(-1, 0,\) and \(1\).", "-1, 0, 1"),
+    ],
+)
+def test_prose_lists(text, expected):
+    assert extract_answer(text) == expected
 
 
 def test_same_answer_twice_is_not_a_hedge():
@@ -307,8 +429,13 @@ def test_conversational_and_bytes():
         "\\[" * 4000,
         "".join(f"\\boxed{{{i}}} and " for i in range(600)),  # hundreds of side-by-side boxes
         "so " * 2700 + "\\[x\\]",
+        "".join(
+            f"\\boxed{{{i}}}. However, this is still " for i in range(300)
+        ),  # near-retractions between boxes
+        "".join(f"The answer is {i}. Wait, " for i in range(400)),  # hundreds of corrected answer phrases
+        "### Final Answer\n" * 500 + "**a" * 2000,  # answer headings, then unclosed bold
     ],
-    ids=["phrases", "inline", "display", "boxes", "conclusion"],
+    ids=["phrases", "inline", "display", "boxes", "conclusion", "retractions", "corrections", "headings"],
 )
 def test_adversarial_texts_extract_in_linear_time(text):
     start = time.perf_counter()

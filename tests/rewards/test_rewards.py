@@ -66,6 +66,70 @@ def test_grade_real_shapes(pool, completion, gold, expected):
     assert grade([completion], [gold], pool=pool) == [expected]
 
 
+@pytest.mark.parametrize(
+    "completion, gold, expected",
+    [
+        # A self-correction earns the corrected answer's grade, whichever answer the gold is.
+        (
+            r"So the area is \(\boxed{\frac{1}{8}}\)."
+            "\n\n"
+            r"However, this calculation is incorrect. Subtracting"
+            r" the four triangles instead, the area is \(\boxed{2 - \sqrt{3}}\).",
+            "$2-\\sqrt{3}$",
+            1.0,
+        ),
+        (
+            r"So the area is \(\boxed{\frac{1}{8}}\)."
+            "\n\n"
+            r"However, this calculation is incorrect. Subtracting"
+            r" the four triangles instead, the area is \(\boxed{2 - \sqrt{3}}\).",
+            "\\frac{1}{8}",
+            0.0,
+        ),
+        (
+            r"Therefore, the number of students is $\boxed{6}$."
+            "\n\n"
+            r"However, this solution doesn't align with"
+            r" the constraints. Upon closer examination, the correct total is $\boxed{7}$.",
+            "7",
+            1.0,
+        ),
+        # The hedge set: the last answer alone would be right, but the completion commits to none.
+        (r"It could be $\boxed{\sqrt{2}}$; it could also be $\boxed{1}$.", "1", 0.0),
+        (
+            r"The number of ways is $\boxed{\frac{1}{2}}$, or, if this is wrong, $\boxed{\frac{1}{3}}$.",
+            "1/3",
+            0.0,
+        ),
+        (
+            "So the ratio is \\(\\boxed{\\sqrt{2}}\\).\n\nAlternatively, by symmetry, it is \\(\\boxed{1}\\).",
+            "1",
+            0.0,
+        ),
+        ("The answer is 3/4. Alternatively, the answer is 0.5.", "0.5", 0.0),
+        # A retraction in the work of a second part does not withdraw the first part's box (olympiadbench-745).
+        (
+            r"So the maximum is \( \boxed{2} \)."
+            "\n\n### Minimum\n\n"
+            r"With \(a = 2\) this does not work."
+            r" Let's reconsider the sequence: the minimum is \( \boxed{1} \).",
+            "1,2",
+            1.0,
+        ),
+        # A bold answer under an answer heading; a list written in prose.
+        (
+            "First we need the answer: for \\(T = 3\\), the polynomial is \\(x^2 - 5x + 6\\).\n\n"
+            "### Final Answer\nThe product of the roots when T is 3 is **6**.",
+            "6",
+            1.0,
+        ),
+        (r"Therefore, the integer values of \(k\) are \(-1, 0,\) and \(1\).", "-1, 0, 1", 1.0),
+    ],
+)
+def test_grade_self_corrections_headings_and_prose_lists(pool, completion, gold, expected):
+    assert grade([completion], [gold], pool=pool) == [expected]
+
+
 def test_accuracy_reward_denies_fallback_credit_to_truncated_completions(pool):
     fn = accuracy(max_completion_length=10)
     completions = [
