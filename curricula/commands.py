@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from stagerl.curricula.plan import ROOT, Node, Plan
+from stagerl.data.problems import PROBLEM_STATS
 
 SBATCH_DEFAULT = "--nodes=1 --ntasks-per-node=1 --gres=gpu:8 --exclusive"
 
@@ -63,8 +64,10 @@ def node_command(plan: Plan, node: Node, run_dir: Path, prefix: list[str]) -> li
     ]
     cmd += ["--model_name_or_path", model, "--output_dir", str(run_dir / node.dir)]
     cmd += ["--resume_from_checkpoint", "latest"]
+    if ancestors:  # what earlier stages learned of each problem (prompt selection, drop_solved)
+        cmd += ["--problem_stats", *(str(run_dir / a.dir / PROBLEM_STATS) for a in ancestors)]
     if node.drop_solved and ancestors:
-        cmd += ["--drop_solved_stats", *(str(run_dir / a.dir / "problems.jsonl") for a in ancestors)]
+        cmd += ["--drop_solved", "true"]
     return cmd
 
 

@@ -170,7 +170,7 @@ def run_logged(cmd: list[str], log_path: Path) -> int:
 
 def stage_metrics(stage_dir: Path) -> dict:
     record = json.loads((stage_dir / "stage.json").read_text())
-    keys = ("steps", "reward_start", "reward_end", "wall_time_s", "advanced_early", "data", "selection")
+    keys = ("steps", "reward_start", "reward_end", "wall_time_s", "advanced_early", "data", "generation")
     return {k: record.get(k) for k in keys if k in record}
 
 

@@ -407,7 +407,7 @@ def drop_zero_advantage(
 
     Args:
         dataset: rows with an `id` column.
-        stats_paths: `problems.jsonl` files (`{"id", "attempts", "successes"}` per line); counts are summed.
+        stats_paths: earlier stages' `problems.jsonl` files (`stagerl.data.problems`); counts are summed.
         min_attempts: attempts, all right, after which a problem is dropped as always solved.
         unsolved_min_attempts: attempts, all wrong, after which a problem is dropped as never solved (None:
             never dropped).
@@ -415,14 +415,9 @@ def drop_zero_advantage(
     Returns:
         `(dataset, {"always_solved": n, "never_solved": m})`.
     """
-    counts: dict[str, list[int]] = {}
-    for path in stats_paths:
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                entry = counts.setdefault(row["id"], [0, 0])
-                entry[0] += row["attempts"]
-                entry[1] += row["successes"]
+    from stagerl.data.problems import ProblemTable
+
+    counts = {pid: (r.attempts, r.successes) for pid, r in ProblemTable.read(stats_paths).records.items()}
     always = {pid for pid, (a, s) in counts.items() if a >= min_attempts and s == a}
     never = set()
     if unsolved_min_attempts is not None:

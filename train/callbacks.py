@@ -1,87 +1,23 @@
-"""Trainer-side state of a stage: per-problem statistics and the early-advance rule, both fed by the accuracy
-reward.
+"""The stage's early-advance rule, a `TrainerCallback` fed the accuracy of every generated group.
 
-Each has `checkpoint_files()` / `load_checkpoint()`, through which `stagerl.train.checkpoints.StageCheckpoint` saves
-it with every checkpoint and a resumed stage reads it back. They extend TRL through its public surface: a
-reward-function wrapper and a `TrainerCallback`.
+It has `checkpoint_files()` / `load_checkpoint()`, through which `stagerl.train.checkpoints.StageCheckpoint`
+saves it with every checkpoint and a resumed stage reads it back.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from pathlib import Path
 
 from transformers import TrainerCallback
 
+from stagerl.data.problems import Group
 from stagerl.train.checkpoints import read_checkpoint_file
-from stagerl.train.config import PROBLEM_STATS
-from stagerl.train.distributed import gather
 
 logger = logging.getLogger(__name__)
 
 EARLY_ADVANCE_FILE = "early_advance.json"
-
-
-def observed(reward_fn, observers: list):
-    """`reward_fn` unchanged in behaviour, each call's scores also shown to every observer's `observe(ids,
-    scores, log_metric)` (TRL passes the dataset's `id` column and `log_metric` to reward functions)."""
-
-    @functools.wraps(reward_fn)
-    def recorded(completions, id, **kwargs):  # noqa: A002 - `id` is the dataset column TRL passes
-        scores = reward_fn(completions, id=id, **kwargs)
-        for observer in observers:
-            observer.observe(id, scores, kwargs.get("log_metric"))
-        return scores
-
-    return recorded
-
-
-class ProblemStats:
-    """Attempts and successes per problem id, from the accuracy reward, saved with every checkpoint.
-
-    A score of 1.0 counts as a success. Each rank counts its own completions since the stage (or its resume)
-    began; `merged()` gathers them all. Counts restored from a checkpoint are kept on every rank and added once,
-    in the merge, so it does not matter whether the process group existed when they were loaded.
-    """
-
-    def __init__(self):
-        self.counts: dict[str, list[int]] = {}  # this rank's, since the stage or its resume began
-        self.restored: dict[str, list[int]] = {}  # every rank's, up to the checkpoint resumed from
-
-    def observe(self, ids: list[str], scores: list[float | None], log_metric=None) -> None:
-        for pid, score in zip(ids, scores, strict=True):
-            if score is not None:
-                entry = self.counts.setdefault(pid, [0, 0])
-                entry[0] += 1
-                entry[1] += int(score >= 1.0)
-
-    def merged(self) -> dict[str, list[int]]:
-        total: dict[str, list[int]] = {}
-        for part in [self.restored, *gather(self.counts)]:
-            for pid, (attempts, successes) in part.items():
-                entry = total.setdefault(pid, [0, 0])
-                entry[0] += attempts
-                entry[1] += successes
-        return total
-
-    @staticmethod
-    def text(counts: dict[str, list[int]]) -> str:
-        rows = (
-            json.dumps({"id": pid, "attempts": a, "successes": s}) for pid, (a, s) in sorted(counts.items())
-        )
-        return "".join(row + "\n" for row in rows)
-
-    def checkpoint_files(self) -> dict[str, str]:
-        return {PROBLEM_STATS: self.text(self.merged())}
-
-    def load_checkpoint(self, checkpoint: str | Path) -> None:
-        rows = [
-            json.loads(line) for line in read_checkpoint_file(checkpoint, PROBLEM_STATS).splitlines() if line
-        ]
-        self.restored = {r["id"]: [r["attempts"], r["successes"]] for r in rows}
-        self.counts = {}
 
 
 def block_boundary(args, step: int) -> bool:
@@ -104,8 +40,7 @@ class EarlyAdvance(TrainerCallback):
     """Ends the stage once the level looks learned: the accuracy reward's moving average over the last `window`
     optimizer steps reaches a threshold, or gained less than `plateau_delta` over the window before.
 
-    Each optimizer step's value is the mean accuracy of the completions generated for it, gathered from every
-    rank (a step that reuses an earlier generation, with `num_iterations` > 1 or `steps_per_generation` >
+    Each optimizer step's value is the mean accuracy of the completions generated for it, on every rank (a step that reuses an earlier generation, with `num_iterations` > 1 or `steps_per_generation` >
     `gradient_accumulation_steps`, repeats that generation's mean), so the rule does not depend on
     `logging_steps` or on other reward terms. It decides only at the end of a generation block. The history
     and the decision are saved with every checkpoint, so a resumed stage decides as an uninterrupted one and
@@ -119,11 +54,11 @@ class EarlyAdvance(TrainerCallback):
         self.pending = [0.0, 0]  # sum and count of the accuracy scores generated since the last step ended
         self.reason: str | None = None
 
-    def observe(self, ids: list[str], scores: list[float | None], log_metric=None) -> None:
-        graded = [s for s in scores if s is not None]
-        for total, count in gather((sum(graded), len(graded))):
-            self.pending[0] += total
-            self.pending[1] += count
+    def observe(self, groups: list[Group]) -> None:
+        """One generation round's groups, every rank's (the trainer sees them from the gathered rewards)."""
+        graded = [a for group in groups for a in group.accuracy if a is not None]
+        self.pending[0] += sum(graded)
+        self.pending[1] += len(graded)
 
     def checkpoint_files(self) -> dict[str, str]:
         state = {"reason": self.reason, "history": self.history, "pending": self.pending}

@@ -15,7 +15,6 @@ from stagerl.data.prompts import R1_INSTRUCTION
 from stagerl.data.sources import DataComponent
 
 STAGE_RECORD = "stage.json"
-PROBLEM_STATS = "problems.jsonl"
 FINAL_DIR = "final"
 MIX_STOPPING = ("first_exhausted", "all_exhausted_without_replacement")
 
@@ -53,18 +52,23 @@ class StageArguments:
             "trained on: rows sharing a word 13-gram with them are removed, and the count logged."
         },
     )
-    drop_solved_stats: list[str] = field(
+    problem_stats: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "problems.jsonl files of earlier stages: problems they show as always or never solved "
-            "(zero GRPO advantage) are dropped from this stage's data."
+            "help": "problems.jsonl files of earlier stages, oldest first (the runner passes them): what they say "
+            "of each problem seeds prompt selection, and drop_solved reads them."
+        },
+    )
+    drop_solved: bool = field(
+        default=False,
+        metadata={
+            "help": "Drop problems that problem_stats show as always solved (and, with drop_unsolved_min_attempts, "
+            "never solved): zero GRPO advantage."
         },
     )
     drop_solved_min_attempts: int = field(
         default=4,
-        metadata={
-            "help": "Attempts a problem needs in drop_solved_stats before it is dropped as always solved."
-        },
+        metadata={"help": "Attempts, all right, after which drop_solved drops a problem as always solved."},
     )
     drop_unsolved_min_attempts: int | None = field(
         default=None,
@@ -105,22 +109,40 @@ class StageArguments:
             "chat template; set true/false to override."
         },
     )
-    # --- online prompt selection ---
+    # --- which groups are generated and trained on ---
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "DAPO's dynamic sampling: drop groups whose total reward (as TRL aggregates the reward functions) "
+            "has zero standard deviation, and fill the batch with groups generated from further prompts. See "
+            "train/trainer.py."
+        },
+    )
+    dynamic_sampling_max_rounds: int = field(
+        default=4,
+        metadata={
+            "help": "The most generation rounds per batch, the first included; past it the batch trains on the "
+            "groups with variance it has (the rest masked), and the log says so."
+        },
+    )
     select_prompts: bool = field(
         default=False,
         metadata={
-            "help": "Skip, before generation, problems whose latest groups in this stage all scored alike in "
-            "accuracy (zero GRPO advantage), with a probability that grows with the streak but never reaches 1 "
-            "(GRESO); batches stay full. See train/selection.py."
+            "help": "GRESO (arXiv 2506.02177): skip, before generation, problems whose latest groups were all right "
+            "or all wrong, with probability 1 - p**streak (p adapted per side toward target zero-variance "
+            "fractions); batches stay full. Seeded by problem_stats. See train/sampling.py."
         },
     )
-    select_explore: float = field(
-        default=0.5,
-        metadata={"help": "Keep probability per zero-variance group in a row: explore ** streak."},
+    select_target_zero_variance: float = field(
+        default=0.25,
+        metadata={
+            "help": "GRESO's target fraction of zero-variance groups per batch: a third for all-right groups, two "
+            "thirds for all-wrong ones, as the reference code splits it."
+        },
     )
-    select_min_keep: float = field(
-        default=0.05,
-        metadata={"help": "The keep probability never falls below this, so every problem returns."},
+    select_initial_p: float = field(
+        default=0.5,
+        metadata={"help": "GRESO's starting exploration probability p, for both sides."},
     )
     # --- advancing ---
     advance_reward_threshold: float | None = field(
@@ -147,16 +169,21 @@ class StageArguments:
             raise ValueError("data is empty: give at least one SOURCE[:LEVEL][@WEIGHT]")
         for spec in self.data:
             DataComponent.parse(spec).check()
-        for path in self.drop_solved_stats:
+        for path in self.problem_stats:
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"drop_solved_stats: file {path} does not exist")
+                raise FileNotFoundError(f"problem_stats: file {path} does not exist")
+        if self.drop_solved and not self.problem_stats:
+            raise ValueError("drop_solved: true needs problem_stats (earlier stages' problems.jsonl)")
+        if self.dynamic_sampling_max_rounds < 1:
+            raise ValueError(f"dynamic_sampling_max_rounds={self.dynamic_sampling_max_rounds} must be >= 1")
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward")
         if self.select_prompts and "accuracy" not in self.reward_funcs:
             raise ValueError(f"select_prompts needs the accuracy reward in reward_funcs={self.reward_funcs}")
-        if not 0 < self.select_explore <= 1 or not 0 < self.select_min_keep <= 1:
+        if not 0 < self.select_target_zero_variance < 1 or not 0 < self.select_initial_p < 1:
             raise ValueError(
-                f"select_explore={self.select_explore} and select_min_keep={self.select_min_keep} must be in (0, 1]"
+                f"select_target_zero_variance={self.select_target_zero_variance} and "
+                f"select_initial_p={self.select_initial_p} must be in (0, 1)"
             )
         advancing = self.advance_reward_threshold is not None or self.advance_plateau_delta is not None
         if advancing and "accuracy" not in self.reward_funcs:

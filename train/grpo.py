@@ -54,7 +54,8 @@ from pathlib import Path
 from trl import GRPOConfig, ModelConfig, TrlParser
 
 from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
-from stagerl.train.config import PROBLEM_STATS, STAGE_RECORD, StageArguments
+from stagerl.data.problems import PROBLEM_STATS
+from stagerl.train.config import STAGE_RECORD, StageArguments
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,13 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
 
     check_reward_names(stage_args.reward_funcs)
     check_generation_blocks(training_args)
-    if stage_args.select_prompts and training_args.dataloader_num_workers:
-        raise ValueError("select_prompts draws prompts from the latest scores: set dataloader_num_workers: 0")
+    sampling = stage_args.select_prompts or stage_args.dynamic_sampling
+    if sampling and training_args.dataloader_num_workers:
+        raise ValueError(
+            "prompt selection and dynamic sampling draw from the latest scores: set dataloader_num_workers: 0"
+        )
+    if stage_args.dynamic_sampling:
+        check_dynamic_sampling(training_args)
     if not training_args.use_vllm:
         return
     import torch
@@ -85,6 +91,22 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
         )
     if training_args.vllm_mode == "colocate" and not torch.cuda.is_available():
         raise ValueError("use_vllm: true (colocate) needs a CUDA GPU; on CPU set --use_vllm false")
+
+
+def check_dynamic_sampling(args: GRPOConfig) -> None:
+    """Dynamic sampling keeps or drops whole groups on each rank and rescales advantages batch-wide itself."""
+    rows = args.per_device_train_batch_size * args.steps_per_generation
+    if rows % args.num_generations:
+        raise ValueError(
+            f"dynamic_sampling keeps whole groups on each process: per_device_train_batch_size="
+            f"{args.per_device_train_batch_size} x steps_per_generation={args.steps_per_generation} = {rows} "
+            f"completions must be a multiple of num_generations={args.num_generations}"
+        )
+    if args.multi_objective_aggregation != "sum_then_normalize":
+        raise ValueError(
+            f"dynamic_sampling recomputes advantages for the kept groups as sum_then_normalize does; "
+            f"multi_objective_aggregation={args.multi_objective_aggregation!r} is not supported with it"
+        )
 
 
 def check_generation_blocks(args: GRPOConfig) -> None:
@@ -153,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         return done
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
-    from stagerl.train.callbacks import EarlyAdvance, ProblemStats, observed
+    from stagerl.train.callbacks import EarlyAdvance
     from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
     from stagerl.train.record import write_stage_record
     from stagerl.train.stage_data import stage_rows
@@ -166,21 +188,16 @@ def main(argv: list[str] | None = None) -> dict | None:
     template = reasoning_block(model_path, stage_args, training_args, model_args)
     reward_funcs, reward_settings = build_rewards(stage_args, training_args, template["think_open"])
 
-    from stagerl.train.selection import PromptSelector, StageTrainer, sampler_seed, selection_lag
+    from stagerl.train.rollouts import GenerationCounts, ProblemStats
+    from stagerl.train.sampling import build_sampler
+    from stagerl.train.trainer import StageTrainer
 
     stage_dir = Path(training_args.output_dir)
-    stats = ProblemStats()
+    stats, counts = ProblemStats(), GenerationCounts()
     early = EarlyAdvance(stage_args.advance_reward_threshold, stage_args.advance_plateau_delta,
                          stage_args.advance_window, stage_args.advance_min_steps)  # fmt: skip
-    selector = None
-    if stage_args.select_prompts:
-        lag = selection_lag(training_args.gradient_accumulation_steps, training_args.steps_per_generation,
-                            training_args.num_iterations)  # fmt: skip
-        selector = PromptSelector(dataset["id"], stage_args.select_explore, stage_args.select_min_keep, lag,
-                                  sampler_seed(training_args), training_args.shuffle_dataset)  # fmt: skip
-    parts = [p for p in (stats, early, selector) if p is not None]
-    reward_funcs = [observed(f, [p for p in parts if hasattr(p, "observe")]) if f.__name__ == "accuracy" else f
-                    for f in reward_funcs]  # fmt: skip
+    sampler = build_sampler(stage_args, training_args, dataset["id"])
+    parts = [p for p in (stats, early, counts, sampler) if p is not None]
     checkpoints = StageCheckpoint(parts, keep=training_args.save_total_limit)
     trained = False  # the resumed checkpoint is already the end of the stage
     if resume:
@@ -190,21 +207,30 @@ def main(argv: list[str] | None = None) -> dict | None:
     model_settings = load_model_settings(model_args, training_args)
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
-    trainer = StageTrainer(model=model_path, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset,
-                           callbacks=[early, checkpoints, StopIfTrained(trained)], selector=selector,
-                           **model_settings)  # fmt: skip
+    trainer = StageTrainer(
+        model=model_path,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=dataset,
+        callbacks=[early, checkpoints, StopIfTrained(trained)],
+        sampler=sampler,
+        observers=[p for p in (stats, early, sampler) if p is not None],
+        counts=counts,
+        dynamic_sampling=stage_args.dynamic_sampling,
+        max_rounds=stage_args.dynamic_sampling_max_rounds,
+        **model_settings,
+    )
     try:
         trainer.train(resume_from_checkpoint=resume)
     except StageAlreadyTrained:
         pass
     training_args.save_total_limit = keep
-    problems = stats.text(stats.merged())  # every rank: gathers the counts
     failpoint("stage-before-export")
     final = export_final(trainer, stage_dir, base_model=model_path)
 
     record = None
     if trainer.accelerator.is_main_process:
-        atomic_write_text(stage_dir / PROBLEM_STATS, problems)
+        atomic_write_text(stage_dir / PROBLEM_STATS, stats.text())
         failpoint("stage-before-record")
         record = write_stage_record(
             stage_dir / STAGE_RECORD,
@@ -218,7 +244,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             advanced_early=early.reason,
             chat_template=template,
             rewards=reward_settings,
-            selection=selector.totals(trainer.num_generations) if selector else None,
+            generation=counts.record(),
+            sampler=sampler.summary() if sampler else None,
         )
         logger.info(
             "Stage done: %s", json.dumps({k: record[k] for k in ("steps", "reward_start", "reward_end")})

@@ -65,7 +65,8 @@ def write_stage_record(
     advanced_early: str | None,
     chat_template: dict,
     rewards: dict[str, dict],
-    selection: dict | None = None,
+    generation: dict,
+    sampler: dict | None,
 ) -> dict:
     """Write `stage.json` for a finished stage and return it."""
     record = {
@@ -77,7 +78,8 @@ def write_stage_record(
         "think_open": chat_template["think_open"],
         "chat_template": chat_template,
         "rewards": {name: rewards.get(name, {}) for name in stage_args.reward_funcs},
-        "selection": selection,
+        "generation": generation,
+        "sampler": sampler,
         "data": data,
         "wall_time_s": round(wall_time_s, 2),
         "resumed_from": resumed_from,

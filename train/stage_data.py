@@ -27,7 +27,7 @@ DATA_FIELDS = (
     "prompt_template",
     "system_prompt",
     "decontaminate",
-    "drop_solved_stats",
+    "drop_solved",
     "drop_solved_min_attempts",
     "drop_unsolved_min_attempts",
     "max_train_samples",
@@ -35,13 +35,14 @@ DATA_FIELDS = (
 
 
 def data_key(stage_args, seed: int) -> str:
-    """A hash of everything that decides the rows (and of the stats files' contents, which earlier stages
-    write)."""
+    """A hash of everything that decides the rows (with `drop_solved`, of the earlier stages' statistics files'
+    contents too)."""
     settings = {name: getattr(stage_args, name) for name in DATA_FIELDS}
     settings["seed"] = seed
-    settings["stats"] = [
-        hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in stage_args.drop_solved_stats
-    ]
+    if stage_args.drop_solved:
+        settings["stats"] = [
+            hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in stage_args.problem_stats
+        ]
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -63,10 +64,10 @@ def build_rows(stage_args, seed: int):
         from stagerl.data.decontaminate import filter_contaminated
 
         dataset, dropped["contaminated"] = filter_contaminated(dataset, stage_args.decontaminate)
-    if stage_args.drop_solved_stats:
+    if stage_args.drop_solved:
         dataset, zero_advantage = drop_zero_advantage(
             dataset,
-            stage_args.drop_solved_stats,
+            stage_args.problem_stats,
             stage_args.drop_solved_min_attempts,
             stage_args.drop_unsolved_min_attempts,
         )

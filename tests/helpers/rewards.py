@@ -6,3 +6,16 @@ def length_reward(completions, **kwargs) -> list[float]:
     """Longer completions score higher (varies within a group, so GRPO advantages are non-zero)."""
     texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
     return [len(t) / 100.0 for t in texts]
+
+
+def half_constant_reward(completions, id, **kwargs) -> list[float]:  # noqa: A002 - TRL passes the `id` column
+    """0 for the problems whose id hashes even (their groups have zero variance), the length reward for the
+    others: what dynamic sampling must drop, and what prompt selection learns to skip."""
+    lengths = length_reward(completions)
+    return [0.0 if _even(pid) else score for pid, score in zip(id, lengths, strict=True)]
+
+
+def _even(problem_id: str) -> bool:
+    import hashlib
+
+    return hashlib.sha256(problem_id.encode()).digest()[0] % 2 == 0

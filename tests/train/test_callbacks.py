@@ -1,10 +1,9 @@
 from types import SimpleNamespace
 
-import pytest
 from transformers import TrainerControl
 
-from stagerl.train import callbacks
-from stagerl.train.callbacks import EarlyAdvance, ProblemStats
+from stagerl.data.problems import Group
+from stagerl.train.callbacks import EarlyAdvance
 
 
 def args(accumulation=1, per_generation=1, iterations=1):
@@ -23,7 +22,7 @@ def feed(callback, accuracy_per_step, training_args=None, generate_every=1):
     for step, scores in enumerate(accuracy_per_step, 1):
         state.global_step = step
         if (step - 1) % generate_every == 0:
-            callback.observe(["p"] * len(scores), scores)
+            callback.observe([Group("p", tuple(scores), zero_variance=False)])
         callback.on_step_end(training_args, state, control)
         if control.should_training_stop:
             return step, control
@@ -73,25 +72,6 @@ def test_history_survives_a_checkpoint(tmp_path):
     state, control = SimpleNamespace(global_step=2), TrainerControl()
     for step in (3, 4):
         state.global_step = step
-        resumed.observe(["p"], [1.0])
+        resumed.observe([Group("p", (1.0,), zero_variance=True)])
         resumed.on_step_end(args(), state, control)
     assert control.should_training_stop and resumed.history == [0.5, 0.5, 1.0, 1.0]
-
-
-@pytest.fixture
-def two_ranks(monkeypatch):
-    """`gather` as two ranks see it: each rank's object, in rank order (set `parts` before merging)."""
-    ranks = {"parts": []}
-    monkeypatch.setattr(callbacks, "gather", lambda obj: ranks["parts"])
-    return ranks
-
-
-def test_restored_counts_are_counted_once_whatever_rank_loaded_them(tmp_path, two_ranks):
-    (tmp_path / "problems.jsonl").write_text('{"id": "a", "attempts": 4, "successes": 1}\n')
-    rank0, rank1 = ProblemStats(), ProblemStats()
-    for stats in (rank0, rank1):  # both ranks load the checkpoint, before any process group exists
-        stats.load_checkpoint(tmp_path)
-    rank0.observe(["a", "b"], [1.0, 0.0])
-    rank1.observe(["a", "b"], [0.0, None])
-    two_ranks["parts"] = [rank0.counts, rank1.counts]
-    assert rank0.merged() == rank1.merged() == {"a": [6, 2], "b": [1, 0]}

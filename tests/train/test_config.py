@@ -34,7 +34,8 @@ def run(*overrides):
         (["--reward_funcs", "acuracy"], ValueError, "acuracy"),
         (["--reward_settings", "{not json"], ValueError, "reward_settings"),
         (["--resume_from_checkpoint", "/nonexistent/checkpoint-9"], FileNotFoundError, "checkpoint-9"),
-        (["--drop_solved_stats", "/nonexistent/problems.jsonl"], FileNotFoundError, "problems.jsonl"),
+        (["--problem_stats", "/nonexistent/problems.jsonl"], FileNotFoundError, "problems.jsonl"),
+        (["--drop_solved", "true"], ValueError, "drop_solved: true needs problem_stats"),
         (["--decontaminate", "math5000"], ValueError, "math5000"),
         (["--advance_reward_threshold", "0.5", "--reward_funcs", "format"], ValueError, "advance_*"),
         # A checkpoint inside a generation block would be resumed by regenerating the rest of the block.

@@ -123,6 +123,56 @@ def test_a_stage_with_generation_blocks_resumes_exactly(tmp_path, blocks, attemp
     assert sum(p["attempts"] for p in problems) == attempts  # every completion generated is graded once
 
 
+# Dynamic sampling with prompt selection: a reward that is constant for half the problems (zero-variance groups
+# to drop and to learn to skip), generation blocks of 2 x 2 micro-batches.
+DYNAMIC = [
+    "--reward_funcs", "accuracy", "tests.helpers.rewards.half_constant_reward",
+    "--dynamic_sampling", "true", "--select_prompts", "true", "--max_train_samples", "16", "--max_steps", "6",
+    "--steps_per_generation", "2", "--gradient_accumulation_steps", "2", "--per_device_train_batch_size", "4",
+]  # fmt: skip
+
+
+def assert_same_dynamic_stage(a: Path, b: Path) -> None:
+    assert_same_stage(a, b)
+    ra, rb = (json.loads((d / "stage.json").read_text()) for d in (a, b))
+    assert ra["generation"] == rb["generation"] and ra["sampler"] == rb["sampler"]
+
+
+def rounds_per_step(stage: Path) -> list[int]:
+    history = json.loads((stage / "final" / "trainer_state.json").read_text())["log_history"]
+    return [int(e["generation/rounds"]) for e in history if "generation/rounds" in e]
+
+
+@pytest.fixture(scope="module")
+def dynamic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dynamic") / "stage"
+    run_stage(out, *DYNAMIC)
+    record = json.loads((out / "stage.json").read_text())["generation"]
+    # the run exercises what it must: groups dropped, refill rounds, every trained group with variance
+    assert record["zero_variance_dropped"]["total"] > 0 and record["rounds"] > 6
+    assert record["groups_trained"] == 6 * 2  # 6 steps x 2 groups, each with variance
+    return out
+
+
+def test_dynamic_sampling_resumes_exactly_from_a_checkpoint(tmp_path, dynamic):
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(dynamic / "checkpoint-2", resumed / "checkpoint-2")  # as a kill right after it leaves it
+    run_stage(resumed, *DYNAMIC, "--resume_from_checkpoint", "latest")
+    assert_same_dynamic_stage(dynamic, resumed)
+
+
+def test_dynamic_sampling_resumes_exactly_after_a_kill_between_refill_rounds(tmp_path, dynamic):
+    rounds = rounds_per_step(dynamic)
+    step = next(s for s in range(3, len(rounds) + 1) if rounds[s - 1] > 1)  # a later step with a refill
+    passage = sum(r - 1 for r in rounds[: step - 1]) + 1  # its first refill, past checkpoint-2
+    stage = tmp_path / "stage"
+    run_stage(stage, *DYNAMIC, failpoint=f"dynamic-sampling-refill@{passage}", expect_rc=-9)
+    assert not (stage / "final").exists() and last_complete(stage) is not None
+    run_stage(stage, *DYNAMIC, "--resume_from_checkpoint", "latest")
+    assert_same_dynamic_stage(dynamic, stage)
+
+
 # --- crash windows: each test stops the stage exactly inside one (a failpoint SIGKILLs it there), resumes it
 # as the runner does (`--resume_from_checkpoint latest`), and compares with an uninterrupted run.
 

@@ -1,0 +1,113 @@
+"""The prompt sampler: distinct problems per batch, GRESO's selection as published, refills, exact resume."""
+
+from collections import Counter
+
+import pytest
+
+from stagerl.data.problems import Group, ProblemRecord, ProblemTable
+from stagerl.train.sampling import MIN_KEEP, P_MAX, P_MIN, Greso, PromptSampler, TrlSampler
+
+
+def sampler(ids, lag=1, greso=None, history=None, seed=0):
+    return PromptSampler(ids, seed=seed, lag=lag, greso=greso, history=history)
+
+
+def test_a_batch_never_holds_a_problem_twice_across_a_pass_boundary():
+    s = sampler([f"p{i}" for i in range(5)])
+    for _ in range(20):  # batches of 3 out of 5 rows straddle pass ends every other batch
+        batch = s.draw(3)
+        assert len({s.ids[r] for r in batch}) == 3
+        s.observe([])
+    # ...nor the same problem under two rows (a problem listed twice in the data)
+    dup = sampler(["a", "a", "b", "c"])
+    assert all(len({dup.ids[r] for r in dup.draw(2)}) == 2 for _ in range(10) if dup.observe([]) is None)
+
+
+def test_greso_keep_probability_per_side():
+    greso = Greso(target_zero_variance=0.25, initial_p=0.5)
+    greso.p = {"right": 0.5, "wrong": 0.8}
+    assert greso.keep_probability(ProblemRecord(right_streak=2)) == 0.25
+    assert greso.keep_probability(ProblemRecord(wrong_streak=2)) == pytest.approx(0.64)
+    assert greso.keep_probability(ProblemRecord(wrong_streak=50)) == MIN_KEEP
+    assert greso.keep_probability(ProblemRecord(attempts=8, successes=3)) == 1.0
+
+
+def test_greso_adapts_each_side_toward_its_target():
+    greso = Greso(target_zero_variance=0.3, initial_p=0.5)  # targets: 0.1 all right, 0.2 all wrong
+    right, wrong, mixed = Group("a", (1, 1), True), Group("b", (0, 0), True), Group("c", (0, 1), False)
+    greso.adapt([right] + [mixed] * 9)  # right share 0.1 >= 0.1: skip more; wrong share 0 < 0.2: skip less
+    assert greso.p == {"right": 0.49, "wrong": 0.51}
+    for _ in range(100):
+        greso.adapt([wrong] * 5 + [mixed] * 5)
+    assert greso.p == {"right": P_MAX, "wrong": P_MIN}
+
+
+def simulate(s, always_right: set[str], batches: int, size: int = 4) -> Counter:
+    """Draw and score `batches` batches: the problems in `always_right` always give all-right groups."""
+    drawn = Counter()
+    for _ in range(batches):
+        batch = s.draw(size)
+        drawn.update(s.ids[r] for r in batch)
+        s.observe([Group(s.ids[r], (1.0, 1.0) if s.ids[r] in always_right else (0.0, 1.0), s.ids[r] in always_right)
+                   for r in batch])  # fmt: skip
+    return drawn
+
+
+def test_greso_brings_the_zero_variance_share_to_its_target():
+    """A quarter of the pool always gives all-right groups. GRESO skips them until their share of the groups
+    comes near its target (a third of 0.25), never dropping one for good; without selection it stays 0.25."""
+    ids = [f"p{i}" for i in range(80)]
+    easy = set(ids[:20])
+    s = sampler(ids, greso=Greso(0.25, 0.5))
+    simulate(s, easy, batches=200, size=16)
+    late = simulate(s, easy, batches=100, size=16)
+    assert 0.04 < sum(late[i] for i in easy) / 1600 < 0.14 and min(late[i] for i in easy) >= 1
+    assert sum(s.skipped_at) > 500 and s.refills_skipped == 0
+    plain = simulate(sampler(ids), easy, batches=100, size=16)
+    assert sum(plain[i] for i in easy) / 1600 == 0.25
+
+
+def test_earlier_stages_history_skips_from_the_first_pass():
+    ids = [f"p{i}" for i in range(20)]
+    history = ProblemTable({pid: ProblemRecord(groups=6, right_streak=6) for pid in ids[:10]})
+    s = sampler(ids, greso=Greso(0.25, 0.5), history=history)
+    first_pass = simulate(s, set(), batches=5)  # 20 rows: the first pass
+    assert sum(first_pass[i] for i in ids[:10]) <= 3 and s.adapting
+
+
+def test_refill_continues_the_pass_and_leaves_out_the_batch():
+    s = sampler([f"p{i}" for i in range(8)])
+    batch = s.draw(4)
+    taken = {s.ids[r] for r in batch}
+    more, skipped = s.refill(4, taken)
+    assert skipped == 0 and not taken & {s.ids[r] for r in more}
+    assert sorted(batch + more) == list(range(8))  # the rest of the first pass
+
+
+def test_a_restored_sampler_draws_what_an_uninterrupted_one_does(tmp_path):
+    ids = [f"p{i}" for i in range(30)]
+    easy = set(ids[:8])
+    straight = sampler(ids, lag=2, greso=Greso(0.25, 0.5))
+    simulate(straight, easy, batches=40)
+    (tmp_path / "sampler.json").write_text(straight.checkpoint_files()["sampler.json"])
+    restored = sampler(ids, lag=2, greso=Greso(0.25, 0.5))
+    restored.load_checkpoint(tmp_path)
+    assert simulate(restored, easy, batches=40) == simulate(straight, easy, batches=40)
+    assert restored.greso.p == straight.greso.p and restored.seen.text() == straight.seen.text()
+
+
+def test_a_draw_that_needs_scores_not_yet_in_fails_clearly():
+    s = sampler([f"p{i}" for i in range(10)], lag=1)
+    s.draw(2)
+    with pytest.raises(RuntimeError, match="dataloader_num_workers must be 0"):
+        s.draw(2)
+
+
+def test_trl_sampler_repeats_like_trls_and_replays_the_epoch():
+    s = sampler([f"p{i}" for i in range(6)], lag=10)
+    trl = TrlSampler(s, mini_repeat_count=2, batch_size=2, repeat_count=3)
+    first = list(trl)
+    assert len(first) == len(trl) == 3 * 2 * 2 * 3
+    assert first[:4] == [first[0]] * 2 + [first[2]] * 2 and first[:4] * 3 == first[:12]
+    s.drawn = s.drawn[:2]  # resumed mid-epoch: the drawn batches come back first, unchanged
+    assert list(trl)[:24] == first[:24]

@@ -1,0 +1,290 @@
+"""Which prompts a generation batch holds: passes over the rows in a seeded order, GRESO's selection before
+generation, and the refills of dynamic sampling.
+
+`PromptSampler` walks the rows pass after pass (a new seeded order each pass, `shuffle_dataset`) and hands out
+batches of distinct problems. With `select_prompts` it applies GRESO (arXiv 2506.02177, reference code
+Infini-AI-Lab/GRESO): a problem whose latest groups in a row were all right (or all wrong), with zero variance
+in the total reward, is skipped with probability `1 - max(p ** streak, 0.01)`, where `p` is kept per side and
+adapted after every batch, down by 0.01 when that side's share of zero-variance groups reached its target (a
+third of `select_target_zero_variance` for all-right groups, two thirds for all-wrong ones, as the reference
+splits it), else up by 0.01, within [0.05, 0.95]. As in the reference, `p` adapts only once problems have
+history: from the start when earlier stages' statistics seed it, else from the second pass. A skipped problem
+waits for the next pass; batches stay full. Dynamic sampling asks the same sampler for more prompts
+(`refill`), which continue the same passes.
+
+How it hooks into TRL (public surface only): `TrlSampler` takes the place of TRL's `RepeatSampler` (same repeat
+structure) through the trainer's `_get_train_sampler`; the trainer feeds every generation block's groups to
+`observe`, on every rank from the gathered rewards, so every rank draws the same prompts; the state is saved
+with every checkpoint (`stagerl.train.checkpoints.StageCheckpoint`). An epoch keeps TRL's number of batches
+(rows // prompts per batch); the passes over the rows run across epochs, and refills make them run ahead
+(`max_steps` counts optimizer steps as always).
+
+Exact resume: the dataloader asks for batch k before batch k - 1 is scored (it prefetches), so batch k is
+decided from the groups of batches up to k - `lag` only, whenever it is asked for; each candidate's coin is a
+hash of (seed, pass, position), not a random stream. The batches drawn in the current epoch are saved and
+replayed when transformers skips the consumed batches of a resumed epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+from torch.utils.data import Sampler
+
+from stagerl.data.problems import Group, ProblemRecord, ProblemTable
+from stagerl.train.checkpoints import read_checkpoint_file
+from stagerl.train.distributed import gather
+
+SAMPLER_FILE = "sampler.json"
+# GRESO's constants, as in its reference code.
+P_MIN, P_MAX, P_STEP, MIN_KEEP = 0.05, 0.95, 0.01, 0.01
+SIDES = ("right", "wrong")
+
+
+def coin(seed: int, data_pass: int, position: int) -> float:
+    """A uniform number in [0, 1) that depends only on its arguments.
+
+    >>> coin(0, 0, 5) == coin(0, 0, 5) != coin(0, 0, 6)
+    True
+    """
+    digest = hashlib.sha256(f"{seed}:{data_pass}:{position}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class Greso:
+    """GRESO's keep probability and its per-side exploration probability `p` (see the module docstring).
+
+    Args:
+        target_zero_variance: the target share of zero-variance groups in a batch, split a third (all right)
+            to two thirds (all wrong).
+        initial_p: both sides' starting `p`.
+    """
+
+    def __init__(self, target_zero_variance: float, initial_p: float):
+        self.target = {"right": target_zero_variance / 3, "wrong": target_zero_variance * 2 / 3}
+        self.p = {side: initial_p for side in SIDES}
+
+    def keep_probability(self, record: ProblemRecord) -> float:
+        for side, streak in (("right", record.right_streak), ("wrong", record.wrong_streak)):
+            if streak:
+                return max(self.p[side] ** streak, MIN_KEEP)
+        return 1.0
+
+    def adapt(self, groups: list[Group]) -> None:
+        """One batch's groups move each side's `p` one step toward its target share."""
+        for side in SIDES:
+            share = sum(g.side == side for g in groups) / max(1, len(groups))
+            step = -P_STEP if share >= self.target[side] else P_STEP
+            self.p[side] = round(min(P_MAX, max(P_MIN, self.p[side] + step)), 6)
+
+
+class PromptSampler:
+    """The problems of each generation batch, and refills (see the module docstring).
+
+    Args:
+        ids: the problem id of every dataset row, in row order.
+        seed: seeds each pass's order and the coins.
+        lag: batches between one being scored and its groups informing a draw (see `selection_lag`).
+        shuffle: a new order each pass (`GRPOConfig.shuffle_dataset`), else the rows' order.
+        greso: GRESO's selection, or None to keep every problem.
+        history: per-problem statistics of earlier stages (their streaks seed GRESO).
+    """
+
+    def __init__(
+        self,
+        ids: list[str],
+        seed: int,
+        lag: int,
+        shuffle: bool = True,
+        greso: Greso | None = None,
+        history: ProblemTable | None = None,
+    ):
+        self.ids, self.seed, self.lag, self.shuffle, self.greso = ids, seed, lag, shuffle, greso
+        self.problems = len(set(ids))
+        self.seen = history or ProblemTable()  # what draws are decided from: history, then folded batches
+        self.adapting = bool(self.seen.records)  # GRESO adapts p once problems have history
+        self.unfolded: list[list[Group]] = []  # scored batches not folded into `seen` yet
+        self.folded = 0  # batches folded into `seen`
+        self.data_pass, self.cursor = 0, 0  # the pass over the rows, and the next candidate in its order
+        self.drawn: list[list[int]] = []  # row indices of each batch drawn in the trainer's current epoch
+        self.batches = 0  # batches drawn in this stage
+        self.skipped_at: list[int] = []  # candidates GRESO skipped while drawing each batch of this stage
+        self.refills_skipped = 0  # and while refilling
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+    def order(self) -> list[int]:
+        """The rows in the order of the current pass."""
+        order = list(range(len(self.ids)))
+        if self.shuffle:
+            random.Random(f"{self.seed}-{self.data_pass}").shuffle(order)
+        return order
+
+    def fold_until(self, batch: int) -> None:
+        """Bring `seen` up to date with the groups of every batch up to `batch` - lag, and no further."""
+        upto = batch - self.lag + 1
+        if upto > self.folded + len(self.unfolded):
+            raise RuntimeError(
+                f"prompt sampling needs the groups of batch {upto - 1} to draw batch {batch}, which are not in "
+                "yet: the dataloader runs further ahead than `lag` allows (dataloader_num_workers must be 0)"
+            )
+        while self.folded < upto:
+            groups = self.unfolded.pop(0)
+            self.seen.observe(groups)
+            self.adapting = self.adapting or self.data_pass > 0
+            if self.greso is not None and self.adapting:
+                self.greso.adapt(groups)
+            self.folded += 1
+
+    def _take(self, size: int, taken: set[str]) -> tuple[list[int], int]:
+        """The next `size` rows of the passes whose problems are not in `taken` and survive selection; with the
+        number of candidates selection skipped. A pass that runs out goes on into the next, in a new order,
+        where skipped problems get their next chance; a problem already in the batch is passed over."""
+        order = self.order()
+        chosen, skipped = [], 0
+        while len(chosen) < size:
+            if self.cursor == len(order):
+                self.data_pass, self.cursor = self.data_pass + 1, 0
+                order = self.order()
+                if len(taken) >= self.problems:
+                    raise ValueError(
+                        f"asked for {size} more prompts, but every one of the {len(taken)} is taken"
+                    )
+            row, position = order[self.cursor], self.cursor
+            self.cursor += 1
+            pid = self.ids[row]
+            if pid in taken:
+                continue
+            keep = 1.0 if self.greso is None else self.greso.keep_probability(self.seen.get(pid))
+            if coin(self.seed, self.data_pass, position) < keep:
+                chosen.append(row)
+                taken.add(pid)
+            else:
+                skipped += 1
+        return chosen, skipped
+
+    def draw(self, size: int) -> list[int]:
+        """The next generation batch: `size` rows of distinct problems."""
+        self.fold_until(self.batches)
+        chosen, skipped = self._take(size, set())
+        self.drawn.append(chosen)
+        self.skipped_at.append(skipped)
+        self.batches += 1
+        return chosen
+
+    def refill(self, size: int, taken: set[str]) -> tuple[list[int], int]:
+        """`size` more rows for the batch being generated, none of whose problems are in `taken` (the batch's);
+        with the candidates skipped for them. Decided from the same history as the batch itself."""
+        chosen, skipped = self._take(size, set(taken))
+        self.refills_skipped += skipped
+        return chosen, skipped
+
+    # -- scores ----------------------------------------------------------------------------------------------
+    @property
+    def blocks_observed(self) -> int:
+        """Generation blocks observed so far: the index of the block being generated."""
+        return self.folded + len(self.unfolded)
+
+    def observe(self, groups: list[Group]) -> None:
+        """Record one generation block's groups (every rank, the same gathered groups, in batch order)."""
+        self.unfolded.append(groups)
+
+    def summary(self) -> dict:
+        """What `stage.json` records of the sampler."""
+        return {
+            "select_prompts": self.greso is not None,
+            "greso_p": self.greso.p if self.greso else None,
+            "passes_started": self.data_pass + 1,
+            "batches": self.batches,
+        }
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    STATE = ("adapting", "folded", "data_pass", "cursor", "drawn", "batches", "skipped_at", "refills_skipped")
+
+    def checkpoint_files(self) -> dict[str, str]:
+        drawn = gather(self.drawn)  # every rank must have drawn the same batches
+        if any(d != drawn[0] for d in drawn):
+            raise RuntimeError("prompt sampling: ranks drew different batches; their histories diverged")
+        state = {k: getattr(self, k) for k in self.STATE}
+        state["seen"] = self.seen.text()
+        state["unfolded"] = [[asdict(g) for g in groups] for groups in self.unfolded]  # tuples become lists
+        state["greso_p"] = self.greso.p if self.greso else None
+        return {SAMPLER_FILE: json.dumps(state)}
+
+    def load_checkpoint(self, checkpoint: str | Path) -> None:
+        state = json.loads(read_checkpoint_file(checkpoint, SAMPLER_FILE))
+        for key in self.STATE:
+            setattr(self, key, state[key])
+        self.seen = ProblemTable.parse(state["seen"], f"{checkpoint}/{SAMPLER_FILE}")
+        self.unfolded = [[Group.from_dict(g) for g in groups] for groups in state["unfolded"]]
+        if self.greso is not None:
+            self.greso.p = state["greso_p"]
+
+
+class TrlSampler(Sampler):
+    """TRL's `RepeatSampler` structure (each index `mini_repeat_count` times in a row, each batch of
+    `batch_size` prompts `repeat_count` times) over the batches a `PromptSampler` draws.
+
+    An epoch has as many batches as TRL's (rows // batch_size), so transformers' step accounting holds. An
+    epoch replays the batches already drawn in it first: transformers skips the consumed ones when it resumes
+    mid-epoch, and they must be the same.
+    """
+
+    def __init__(self, sampler: PromptSampler, mini_repeat_count: int, batch_size: int, repeat_count: int):
+        self.sampler, self.mini_repeat_count = sampler, mini_repeat_count
+        self.batch_size, self.repeat_count = batch_size, repeat_count
+
+    def __iter__(self):
+        batches = len(self.sampler.ids) // self.batch_size
+        if len(self.sampler.drawn) >= batches:  # the last epoch ended: a new one
+            self.sampler.drawn = []
+        replay = list(self.sampler.drawn)
+        for k in range(batches):
+            batch = replay[k] if k < len(replay) else self.sampler.draw(self.batch_size)
+            for _ in range(self.repeat_count):
+                for index in batch:
+                    yield from [index] * self.mini_repeat_count
+
+    def __len__(self) -> int:  # as TRL's RepeatSampler
+        batches = len(self.sampler.ids) // self.batch_size
+        return batches * self.batch_size * self.mini_repeat_count * self.repeat_count
+
+
+def selection_lag(gradient_accumulation_steps: int, steps_per_generation: int, num_iterations: int) -> int:
+    """Batches between a batch being drawn and the last batch whose groups are surely in.
+
+    transformers pulls `gradient_accumulation_steps` dataloader batches at the start of an optimizer step and
+    accelerate prefetches one more; a drawn batch is used for `steps_per_generation * num_iterations` of
+    them. So when batch k is asked for, batches up to k - ceil(accumulation / repeats) - 1 have been scored.
+
+    >>> selection_lag(1, 1, 1), selection_lag(32, 32, 1), selection_lag(2, 1, 1)
+    (2, 2, 3)
+    """
+    repeats = steps_per_generation * num_iterations
+    return -(-gradient_accumulation_steps // repeats) + 1
+
+
+def sampler_seed(args) -> int:
+    """The seed of the prompt order: `data_seed` when set, else `seed`, as transformers documents
+    `data_seed` ("reproducibility of data sampling, independent of the model seed"; TRL's sampler reads only
+    `seed`)."""
+    return args.data_seed if args.data_seed is not None else args.seed
+
+
+def build_sampler(stage_args, training_args, ids: list[str]) -> PromptSampler | None:
+    """The stage's `PromptSampler` when it selects prompts or samples dynamically, else None (TRL's own)."""
+    if not (stage_args.select_prompts or stage_args.dynamic_sampling):
+        return None
+    greso = history = None
+    if stage_args.select_prompts:
+        greso = Greso(stage_args.select_target_zero_variance, stage_args.select_initial_p)
+        history = ProblemTable.read(stage_args.problem_stats)
+    lag = selection_lag(
+        training_args.gradient_accumulation_steps,
+        training_args.steps_per_generation,
+        training_args.num_iterations,
+    )
+    return PromptSampler(ids, sampler_seed(training_args), lag, training_args.shuffle_dataset, greso, history)
