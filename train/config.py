@@ -74,7 +74,7 @@ class StageArguments:
     reward_settings: str | None = field(
         default=None,
         metadata={
-            "help": 'JSON object of per-reward keyword settings, e.g. {"format": {"think": true}}. '
+            "help": 'JSON object of per-reward keyword settings, e.g. {"boxed_format": {"think": true}}. '
             "overlong gets max_completion_length from the GRPO config unless set."
         },
     )
