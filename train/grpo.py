@@ -54,13 +54,13 @@ from pathlib import Path
 from trl import GRPOConfig, ModelConfig, TrlParser
 
 from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
-from stagerl.train.config import PROBLEM_STATS, STAGE_RECORD, StageArguments
+from stagerl.train.config import PROBLEM_STATS, STAGE_RECORD, StageArguments, StageParser
 
 logger = logging.getLogger(__name__)
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((StageArguments, GRPOConfig, ModelConfig))
+    return StageParser((StageArguments, GRPOConfig, ModelConfig))
 
 
 def build_rewards(stage_args: StageArguments, training_args: GRPOConfig) -> list:
@@ -114,6 +114,25 @@ def load_model_settings(model_args: ModelConfig, training_args: GRPOConfig) -> d
         "peft_config": get_peft_config(model_args),
         "quantization_config": get_quantization_config(model_args),
     }
+
+
+def chat_template_settings(chat_template: str | None, model_path: str, training_args: GRPOConfig) -> dict:
+    """The trainer's `processing_class` when the stage gives its own `chat_template` (open-r1's), else nothing
+    (TRL loads the model's own). Loaded as TRL loads it, then given the template."""
+    if chat_template is None:
+        return {}
+    from transformers import AutoProcessor
+
+    init = training_args.model_init_kwargs or {}
+    processor = AutoProcessor.from_pretrained(
+        model_path,
+        revision=init.get("revision"),
+        truncation_side="left",
+        padding_side="left",
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    processor.chat_template = chat_template
+    return {"processing_class": processor}
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -176,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         logger.info("Resuming from %s%s", resume, " (the end of the stage: exporting it)" if trained else "")
     model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
     model_settings = load_model_settings(model_args, training_args)
+    model_settings.update(chat_template_settings(stage_args.chat_template, model_path, training_args))
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
     trainer = StageTrainer(model=model_path, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset,

@@ -20,7 +20,8 @@ from stagerl.data.files import atomic_directory, atomic_write_json
 logger = logging.getLogger(__name__)
 
 DATA_FIELDS = ("data", "question_column", "answer_column", "prompt_template", "system_prompt", "decontaminate",
-               "drop_solved_stats", "drop_solved_min_attempts", "max_train_samples")  # fmt: skip
+               "drop_solved_stats", "drop_solved_min_attempts", "max_train_samples", "dataset_name",
+               "dataset_config", "dataset_train_split", "datasets")  # fmt: skip
 
 
 def data_key(stage_args, seed: int) -> str:
@@ -38,8 +39,9 @@ def build_rows(stage_args, seed: int):
     """Load and filter the rows (one process). Returns `(dataset, info)`; info goes into `stage.json`."""
     from stagerl.data.sources import drop_zero_advantage, fingerprint, load_stage_data
 
+    components = stage_args.components()
     dataset = load_stage_data(
-        stage_args.data,
+        components,
         seed=seed,
         question_column=stage_args.question_column,
         answer_column=stage_args.answer_column,
@@ -58,10 +60,11 @@ def build_rows(stage_args, seed: int):
         dropped.update(zero_advantage)
     if stage_args.max_train_samples is not None:
         dataset = dataset.select(range(min(stage_args.max_train_samples, len(dataset))))
+    specs = [c.spec() for c in components]
     if len(dataset) == 0:
-        raise ValueError(f"data={stage_args.data}: no training rows left")
+        raise ValueError(f"data={specs}: no training rows left")
     info = {
-        "specs": stage_args.data,
+        "specs": specs,
         "rows": len(dataset),
         "fingerprint": fingerprint(dataset),
         "dropped": dropped,

@@ -139,7 +139,8 @@ def test_boxed_format_think_open_judges_the_block_the_prompt_opened():
     """An R1-Distill completion closes the block its prompt opened: `</think>` without `<think>`."""
     opened = "2+2 is 4, clearly enough.\n</think>\nSo \\boxed{4}"
     assert boxed_format_reward(think=True)([opened]) == [0.0]  # what every completion scored before
-    assert boxed_format_reward(think=True, think_open=True)([opened, "no closing tag \\boxed{4}"]) == [1.0, 0.0]
+    judged_opened = boxed_format_reward(think=True, think_open=True)
+    assert judged_opened([opened, "no closing tag \\boxed{4}"]) == [1.0, 0.0]
     # Opening it again inside the completion is a second block.
     assert boxed_format_reward(think_open=True)(["<think>" + opened]) == [0.0]
 
