@@ -264,9 +264,9 @@ def _check_parquet(path: Path) -> None:
         raise ValueError(f"{path}: no rows (the file is empty)")
 
 
-def _load_dataset(path: str, data_files, name: str, **settings):
+def _load_dataset(path: str, data_files, where: str, **settings):
     """`datasets.load_dataset(path, data_files=..., **settings)`'s split (default train); a file it cannot
-    read fails naming it."""
+    read fails naming it (`where`)."""
     from datasets import load_dataset
     from datasets.exceptions import DatasetGenerationError
 
@@ -275,7 +275,7 @@ def _load_dataset(path: str, data_files, name: str, **settings):
         return load_dataset(path, data_files=data_files, **settings)
     # What the checks before this cannot see, e.g. a JSON value Arrow refuses.
     except DatasetGenerationError as err:
-        raise ValueError(f"{name}: cannot be read as rows ({err.__cause__})") from err
+        raise ValueError(f"{where}: cannot be read as rows ({err.__cause__})") from err
 
 
 def _read_local(path: Path):

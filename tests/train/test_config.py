@@ -103,3 +103,20 @@ def test_paper_curriculum_matches_the_paper():
     assert s2.advance_plateau_delta is not None and t2.max_steps == 2000  # until the reward plateaus
     evaluation = plan.curricula[0].eval
     assert (evaluation["temperature"], evaluation["top_p"], evaluation["samples"]) == (0.6, 0.95, 16)
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"dataset_name": "org/set", "data": ["arithmetic:1"]}, "the data is given twice"),
+        ({"dataset_name": "org/set", "datasets": [{"path": "x"}]}, "the data is given twice"),
+        ({"datasets": [{"name": "main"}]}, r"datasets\[0\]: must be a mapping with a `path`"),
+        ({"datasets": [{"path": "x", "weights": 2}]}, r"datasets\[0\]: unknown keys \['weights'\]"),
+        ({"datasets": ["{not json"]}, r"datasets\[0\]: '\{not json' is not a JSON object"),
+    ],
+)
+def test_trl_data_spelling_errors(fields, message):
+    from stagerl.train.config import StageArguments
+
+    with pytest.raises(ValueError, match=message):
+        StageArguments(**fields)
