@@ -20,6 +20,8 @@ from stagerl.data.sources import DataComponent
 STAGE_RECORD = "stage.json"
 PROBLEM_STATS = "problems.jsonl"
 FINAL_DIR = "final"
+TRACKING_FILE = "tracking.json"  # the stage's tracker run (stagerl.train.tracking)
+HUB_RECORD = "hub.json"  # where and when the export was pushed (stagerl.train.hub)
 
 
 @dataclass

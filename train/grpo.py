@@ -153,21 +153,28 @@ def main(argv: list[str] | None = None) -> dict | None:
         resolve_resume,
         trained_to_the_end,
     )
+    from stagerl.train.hub import hub_target, push_stage
 
     done = finished_record(training_args)
     if done is not None:
         logger.info(
             "Stage already finished (%s): nothing to do", Path(training_args.output_dir) / STAGE_RECORD
         )
+        # A kill may have come between the record and the push.
+        if main_process and not stage_args.eval_follows:
+            push_stage(Path(training_args.output_dir), token=training_args.hub_token)
         return done
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
     from stagerl.train.callbacks import EarlyAdvance, ProblemStats, observed
     from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
-    from stagerl.train.record import write_stage_record
+    from stagerl.train.record import stage_config, write_stage_record
     from stagerl.train.stage_data import stage_rows
+    from stagerl.train.tracking import TrackedRun, attach
 
     check_settings(stage_args, training_args)
+    hub = hub_target(training_args, stage_args.run_group)
+    tracked = TrackedRun.open(training_args.output_dir, stage_args, training_args, main_process=main_process)
     reward_funcs = build_rewards(stage_args, training_args)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
@@ -201,6 +208,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     trainer = StageTrainer(model=model_path, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset,
                            callbacks=[early, checkpoints, StopIfTrained(trained)], selector=selector,
                            **model_settings)  # fmt: skip
+    attach(trainer, tracked, stage_config(stage_args, training_args, model_args))
     try:
         trainer.train(resume_from_checkpoint=resume)
     except StageAlreadyTrained:
@@ -225,7 +233,11 @@ def main(argv: list[str] | None = None) -> dict | None:
             resumed_from=Path(resume).name if resume else None,
             advanced_early=early.reason,
             selection=selector.totals(trainer.num_generations) if selector else None,
+            curriculum_step_offset=tracked.step_offset,
+            hub=hub,
         )
+        if not stage_args.eval_follows:  # else the runner pushes after its evaluation, for the model card
+            push_stage(stage_dir, token=training_args.hub_token)
         logger.info(
             "Stage done: %s", json.dumps({k: record[k] for k in ("steps", "reward_start", "reward_end")})
         )
