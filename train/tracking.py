@@ -117,10 +117,13 @@ class CurriculumStep(TrainerCallback):
 
     def __init__(self, offset: int, config: dict):
         self.offset, self.config = offset, config
+        self.last_step = -1
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is not None:
+        # Once per step: the summary logged at the end of training repeats the last step.
+        if logs is not None and state.global_step > self.last_step:
             logs[CURRICULUM_STEP] = self.offset + state.global_step
+            self.last_step = state.global_step
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
