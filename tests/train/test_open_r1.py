@@ -1,10 +1,11 @@
 """Where TRL and open-r1 users come from: TRL's dataset arguments, and open-r1's R1-Distill GRPO recipe."""
 
 import pytest
+import yaml
 
 from stagerl.data.sources import fingerprint, load_stage_data
 from stagerl.train import grpo
-from stagerl.train.config import StageArguments
+from stagerl.train.config import REMOVED_FIELDS, StageArguments
 from tests.helpers.open_r1 import RECIPE, open_r1_rows
 
 
@@ -47,3 +48,34 @@ def test_trl_dataset_arguments_are_another_spelling_of_data(tmp_path):
     # A split that does not exist fails naming it.
     with pytest.raises(ValueError, match="validation"):
         load_stage_data(StageArguments(dataset_name=source, dataset_train_split="validation").components())
+
+
+# What the recipe may change to run here: its model, its dataset, the GPU switches, and the removed fields.
+MODEL_AND_DATA = {"model_name_or_path", "model_revision", "dataset_name"}
+GPU_SWITCHES = {"bf16", "use_vllm", "attn_implementation", "push_to_hub", "report_to"}
+REPLACEMENTS = {"dtype", "warmup_steps", "dataset_config"}  # what the removed fields' messages say to write
+ALLOWED = MODEL_AND_DATA | GPU_SWITCHES | set(REMOVED_FIELDS) | REPLACEMENTS
+
+
+@pytest.mark.slow
+def test_open_r1_recipe_runs_one_step_as_a_stage(tmp_path, monkeypatch):
+    recipe = yaml.safe_load(RECIPE.read_text())
+    changed = dict(recipe)
+    for removed in ("max_prompt_length", "overwrite_output_dir", "vllm_device"):
+        del changed[removed]
+    changed["dtype"] = changed.pop("torch_dtype")
+    changed["warmup_steps"] = changed.pop("warmup_ratio")
+    changed["dataset_config"] = changed.pop("dataset_configs")[0]
+    changed.update(
+        model_name_or_path="stagerl:tiny-random-r1", dataset_name=str(open_r1_rows(tmp_path / "openr1"))
+    )
+    changed.update(
+        bf16=False, use_vllm=False, attn_implementation="sdpa", push_to_hub=False, report_to=["tensorboard"]
+    )
+    assert {k for k in recipe.keys() | changed.keys() if recipe.get(k) != changed.get(k)} <= ALLOWED
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(changed))
+    monkeypatch.chdir(tmp_path)  # the recipe's output_dir is relative
+    record = grpo.main(["--config", str(tmp_path / "recipe.yaml")])
+    assert record["steps"] == 1 and record["data"]["rows"] == 4
+    assert record["config"]["stage"]["reward_funcs"] == ["accuracy", "format"]
+    assert (tmp_path / recipe["output_dir"] / "final" / "model.safetensors").is_file()
