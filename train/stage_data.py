@@ -60,7 +60,7 @@ def build_rows(stage_args, seed: int):
         dropped.update(zero_advantage)
     if stage_args.max_train_samples is not None:
         dataset = dataset.select(range(min(stage_args.max_train_samples, len(dataset))))
-    specs = [c.spec() for c in components]
+    specs = stage_args.data or [c.spec() for c in components]  # as written, or TRL's spelling resolved
     if len(dataset) == 0:
         raise ValueError(f"data={specs}: no training rows left")
     info = {

@@ -76,7 +76,7 @@ def test_each_stage_pushes_its_export_and_card_once_after_its_record(tmp_path, m
         assert commit["files"] == sorted([*(p.name for p in final.iterdir()), "README.md"])
         assert str(tmp_path / f"stage-{i}" / "stage.json") in commit["records"]  # pushed after the record
         card = commit["card"].decode()
-        assert f"# demo/level{i}" in card and "`arithmetic:1@1`" in card and "`accuracy` x1" in card
+        assert f"# demo/level{i}" in card and "`arithmetic:1`" in card and "`accuracy` x1" in card
         assert "hf_xxx" not in card
     assert "curriculum steps 3-4" in commits[1]["card"].decode()
     assert json.loads((tmp_path / "stage-2" / "hub.json").read_text())["revision"] == "demo-level2"
