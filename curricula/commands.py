@@ -66,9 +66,31 @@ def node_command(plan: Plan, node: Node, run_dir: Path, prefix: list[str]) -> li
     cmd += ["--resume_from_checkpoint", "latest"]
     if ancestors:  # what earlier stages learned of each problem (prompt selection, drop_solved)
         cmd += ["--problem_stats", *(str(run_dir / a.dir / PROBLEM_STATS) for a in ancestors)]
+    # Tracking and publishing: the run's name and group, the stage whose curriculum-wide step it continues
+    # (read when it starts, so emitted commands need not know it), and whether an evaluation follows.
+    cmd += ["--run_name", run_name(plan, node), "--run_group", plan.name]
+    if ancestors:
+        cmd += ["--previous_stage", str(run_dir / ancestors[-1].dir)]
+    if node.eval:
+        cmd += ["--eval_follows", "true"]
     if node.drop_solved and ancestors:
         cmd += ["--drop_solved", "true"]
     return cmd
+
+
+def run_name(plan: Plan, node: Node) -> str:
+    """The node's tracker run name: `<curriculum>/<stage>`; a sweep node shared by several curricula is named
+    by its path in the tree, `<sweep>/<stage>/.../<stage>`.
+
+    >>> from stagerl.curricula.plan import build_plan, CurriculumSpec, StageSpec
+    >>> stages = [StageSpec("level1", "s.yaml", ROOT / "configs/stages/smoke.yaml")]
+    >>> plan = build_plan([CurriculumSpec("demo", "m", stages)], name="demo", source="", kind="curriculum")
+    >>> run_name(plan, next(iter(plan.nodes.values())))
+    'demo/level1'
+    """
+    if len(node.curricula) == 1:
+        return f"{node.curricula[0]}/{node.name}"
+    return "/".join([plan.name, *(a.name for a in plan.ancestors(node.id)), node.name])
 
 
 def finished_on_disk(node_dir: Path) -> bool:

@@ -71,7 +71,18 @@ EVAL_KEYS = {
     "prompt_template",
     "initial",
 }
-RUNNER_FIELDS = ("output_dir", "model_name_or_path", "resume_from_checkpoint")
+# Set on every stage's command line by the runner, never by a curriculum.
+RUNNER_FIELDS = (
+    "output_dir",
+    "model_name_or_path",
+    "resume_from_checkpoint",
+    "run_name",
+    "run_group",
+    "previous_stage",
+    "eval_follows",
+    "problem_stats",
+    "drop_solved",  # the curriculum's `drop_solved` decides it
+)
 SWEEP_KEYS = {"name", "base", "variations", "grid"}
 VARIATION_KEYS = {"name", "stages", "set", "model", "drop_solved", "eval"}
 CURRICULUM_AXES = ("stages", "model", "drop_solved", "eval")  # grid axes that are not stage fields

@@ -234,6 +234,31 @@ class Runner:
         if node.eval and not self.evaluate(lambda data: data["nodes"][node.id], node, str(node_dir / "final"),
                                            node_dir / "eval", node_dir / "eval.log", label):  # fmt: skip
             self.failed.append(node.id)
+        elif node.eval and self.primary and not self.publish(node_dir, entry["eval"], label):
+            self.failed.append(f"publication of {node.id}")
+
+    def publish(self, node_dir: Path, evaluation: dict[str, float], label: str) -> bool:
+        """After the evaluation of a node's export: its results into the node's tracker run and its push to the
+        Hub (`python -m stagerl.train.publish`, which does each once; the stage left them to it).
+
+        Returns:
+            Whether it succeeded.
+        """
+        cmd = [
+            sys.executable,
+            "-m",
+            "stagerl.train.publish",
+            str(node_dir),
+            "--evaluation",
+            json.dumps(evaluation),
+        ]
+        log = node_dir / "publish.log"
+        if run_logged(cmd, log) != 0:
+            logger.error(
+                "%s: publishing the evaluation or the export failed; see %s (retried by a rerun)", label, log
+            )
+            return False
+        return True
 
     def train(self, node: Node, entry: dict, label: str) -> bool:
         """Launch the node's stage (resuming its last complete checkpoint); False when it failed."""

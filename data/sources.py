@@ -8,6 +8,10 @@ A stage's data is a list of components `SOURCE[:LEVEL][@WEIGHT]`, mixed by weigh
 - `math-levels:1` — the shipped Hendrycks MATH train sample, levels 1-5 (`data/datasets/`).
 - `arithmetic:1` — generated additions, levels 1-3 (`data/arithmetic.py`).
 - `path/to/file.jsonl` or `.parquet` — local rows; `:LEVEL` filters on a `level` column (whole numbers).
+- any other hub dataset or local directory without one file per level (`open-r1/OpenR1-Math-220k`) — read
+  whole with `datasets.load_dataset`; TRL's spelling (`dataset_name`, `dataset_config`,
+  `dataset_train_split`, or a `datasets:` mixture of `{path, name, split, data_dir, data_files, columns,
+  fraction}`) gives its config and split (`DataComponent.from_trl`).
 
 Where the problem and the answer sit in a row (its layout) is found by `stagerl.data.layouts`, the same
 way for every source (flat columns, chat turns, verl's `reward_model.ground_truth`, a reference solution's
@@ -41,13 +45,61 @@ BUILTIN_LEVELS = {"arithmetic": (1, 2, 3), "math-levels": (1, 2, 3, 4, 5)}
 _COMPONENT = re.compile(r"^(?P<source>.+?)(?::(?P<level>-?\d+))?(?:@(?P<weight>[0-9.eE+-]+))?$")
 
 
+# TRL's `DatasetConfig` keys (`datasets:` in a TRL or open-r1 YAML), plus ours: `level` and `weight`.
+TRL_DATASET_KEYS = ("path", "name", "data_dir", "data_files", "split", "columns", "fraction")
+
+
 @dataclass(frozen=True)
 class DataComponent:
-    """One part of a stage's data: a source, an optional level, a sampling weight."""
+    """One part of a stage's data: a source, an optional level, a sampling weight, and for a dataset loaded
+    whole (TRL's spelling) what `datasets.load_dataset` needs: its config, split, data_dir, data_files and
+    the columns kept."""
 
     source: str
     level: int | None = None
     weight: float = 1.0
+    config: str | None = None
+    split: str = "train"
+    data_dir: str | None = None
+    data_files: str | tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_trl(cls, entry: dict, where: str) -> DataComponent:
+        """A component from one entry of TRL's `datasets:` mixture (`trl.scripts.utils.DatasetConfig` keys).
+
+        `fraction` becomes the component's sampling weight (components are interleaved by weight, as
+        `SOURCE@WEIGHT`; TRL instead keeps a `fraction` share of a mixture capped so nothing repeats).
+
+        Args:
+            entry: the mapping, e.g. `{"path": "open-r1/OpenR1-Math-220k", "name": "default"}`.
+            where: how errors name it (`datasets[0]`).
+
+        >>> DataComponent.from_trl({"path": "org/set", "name": "main", "fraction": 0.3}, "datasets[0]").spec()
+        'org/set[name=main]@0.3'
+        """
+        if not isinstance(entry, dict) or "path" not in entry:
+            raise ValueError(f"{where}: must be a mapping with a `path` (TRL's DatasetConfig), got {entry!r}")
+        unknown = set(entry) - set(TRL_DATASET_KEYS) - {"level", "weight"}
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown keys {sorted(unknown)}; valid: {[*TRL_DATASET_KEYS, 'level']}"
+            )
+        weight = entry.get("weight", entry.get("fraction"))
+        weight = 1.0 if weight is None else float(weight)
+        if weight <= 0:
+            raise ValueError(f"{where}: fraction must be > 0, got {weight}")
+        files, columns = entry.get("data_files"), entry.get("columns")
+        return cls(
+            source=str(entry["path"]),
+            level=entry.get("level"),
+            weight=weight,
+            config=entry.get("name"),
+            split=entry.get("split") or "train",
+            data_dir=entry.get("data_dir"),
+            data_files=tuple(files) if isinstance(files, list) else files,
+            columns=tuple(columns) if columns else None,
+        )
 
     @classmethod
     def parse(cls, spec: str) -> DataComponent:
@@ -86,17 +138,32 @@ class DataComponent:
         if self.source == AM_MATH:
             return AM_LEVELS
         if Path(self.source).is_dir():
-            return tuple(
-                sorted(
-                    int(p.stem.rsplit("_", 1)[1])
-                    for p in Path(self.source).glob(AM_LEVEL_FILE.format(level="*"))
-                )
-            )
+            found = Path(self.source).glob(AM_LEVEL_FILE.format(level="*"))
+            return tuple(sorted(int(p.stem.rsplit("_", 1)[1]) for p in found)) or None
         return None
 
+    def loads_whole(self) -> bool:
+        """Whether the source is read whole with `datasets.load_dataset` (a hub dataset or directory without
+        one file per level, or one given with TRL's loader settings), not one parquet per level."""
+        if self.source in BUILTIN_LEVELS or _is_local_file(self.source):
+            return False
+        loader = self.config is not None or self.data_dir is not None or self.data_files is not None
+        return loader or (self.level is None and self.valid_levels() is None)
+
     def spec(self) -> str:
+        """The component as logged and recorded: `SOURCE[:LEVEL]@WEIGHT`, with TRL's loader settings in
+        brackets when they are not the defaults."""
         level = f":{self.level}" if self.level is not None else ""
-        return f"{self.source}{level}@{self.weight:g}"
+        split = None if self.split == "train" else self.split
+        loader = {
+            "name": self.config,
+            "split": split,
+            "data_dir": self.data_dir,
+            "data_files": self.data_files,
+            "columns": self.columns,
+        }
+        settings = ",".join(f"{k}={v}" for k, v in loader.items() if v is not None)
+        return f"{self.source}{f'[{settings}]' if settings else ''}{level}@{self.weight:g}"
 
 
 def _is_local_file(source: str) -> bool:
@@ -198,16 +265,18 @@ def _check_parquet(path: Path) -> None:
         raise ValueError(f"{path}: no rows (the file is empty)")
 
 
-def _load_dataset(path: str, data_files: str, name: str):
-    """`datasets.load_dataset(path, data_files=...)`'s train split; a file it cannot read fails naming it."""
+def _load_dataset(path: str, data_files, where: str, **settings):
+    """`datasets.load_dataset(path, data_files=..., **settings)`'s split (default train); a file it cannot
+    read fails naming it (`where`)."""
     from datasets import load_dataset
     from datasets.exceptions import DatasetGenerationError
 
+    settings.setdefault("split", "train")
     try:
-        return load_dataset(path, data_files=data_files, split="train")
+        return load_dataset(path, data_files=data_files, **settings)
     # What the checks before this cannot see, e.g. a JSON value Arrow refuses.
     except DatasetGenerationError as err:
-        raise ValueError(f"{name}: cannot be read as rows ({err.__cause__})") from err
+        raise ValueError(f"{where}: cannot be read as rows ({err.__cause__})") from err
 
 
 def _read_local(path: Path):
@@ -261,6 +330,14 @@ def _load_raw(component: DataComponent):
     if source == "math-levels" or _is_local_file(source):
         path = MATH_LEVELS_FILE if source == "math-levels" else Path(source)
         return _select_level(*_read_local(path), level, component.spec())
+    if component.loads_whole():  # TRL's spelling, or a dataset without one file per level
+        files = (
+            list(component.data_files) if isinstance(component.data_files, tuple) else component.data_files
+        )
+        settings = {"name": component.config, "split": component.split, "data_dir": component.data_dir}
+        ds = _load_dataset(source, files, source, **settings)
+        ds = ds.select_columns(list(component.columns)) if component.columns else ds
+        return _select_level(ds, RowPlaces(f"{source} ({component.split})"), level, component.spec())
     # A directory or hub dataset in the AM-Math layout: one parquet per level.
     if level is None:
         raise ValueError(f"data component {component.spec()!r}: {source} has one file per level; add :LEVEL")
@@ -346,11 +423,13 @@ def _row_features():
     )
 
 
-def load_stage_data(specs: list[str], *, seed: int = 0, stopping: str = "first_exhausted", **kwargs):
+def load_stage_data(
+    specs: list[str | DataComponent], *, seed: int = 0, stopping: str = "first_exhausted", **kwargs
+):
     """Load and mix a stage's data components.
 
     Args:
-        specs: components `SOURCE[:LEVEL][@WEIGHT]`.
+        specs: components, as `SOURCE[:LEVEL][@WEIGHT]` or built (`DataComponent.from_trl`).
         seed: seed of the weighted interleaving.
         stopping: `first_exhausted` (the mix ends when a component runs out, so its shares follow the weights)
             or `all_exhausted_without_replacement` (every row once; once a component runs out the others
@@ -362,7 +441,7 @@ def load_stage_data(specs: list[str], *, seed: int = 0, stopping: str = "first_e
     """
     from datasets import interleave_datasets
 
-    components = [DataComponent.parse(s) for s in specs]
+    components = [s if isinstance(s, DataComponent) else DataComponent.parse(s) for s in specs]
     for c in components:
         c.check()
     parts = [load_component(c, **kwargs) for c in components]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from stagerl.rewards.clean import arity, clean_gold
-from stagerl.rewards.extract import Extraction, extract
+from stagerl.rewards.extract import Extraction, extract, find_boxes
 from stagerl.rewards.pool import GradingPool
 from stagerl.rewards.rules import align_argument, align_percent, is_relation, prejudge
 
@@ -153,6 +153,28 @@ def grade(
     return results
 
 
+def gold_answers(columns: dict, answer_field: str = "answer") -> list:
+    """The gold answers of a batch from its dataset columns (as TRL passes them to a reward).
+
+    `answer_field` when the rows have it; else, for the default field, open-r1's rows: the last ``\\boxed{}``
+    of each reference `solution` (None, ungradable, where it has none).
+
+    Raises:
+        ValueError: neither column is there (the message lists the columns).
+
+    >>> gold_answers({"solution": [r"so $x=\\boxed{2}$", "no box"]})
+    ['2', None]
+    """
+    if answer_field in columns:
+        return columns[answer_field]
+    if answer_field == "answer" and "solution" in columns:
+        return [boxes[-1][0] if (boxes := find_boxes(str(s or ""))) else None for s in columns["solution"]]
+    raise ValueError(
+        f"accuracy reward needs the gold column {answer_field!r} (or open-r1's `solution`); got columns "
+        f"{sorted(k for k in columns if k != 'log_metric')}"
+    )
+
+
 def accuracy(
     answer_field: str = "answer",
     timeout: float | None = None,
@@ -164,7 +186,8 @@ def accuracy(
     """Build the accuracy reward.
 
     Args:
-        answer_field: dataset column holding the gold answer.
+        answer_field: dataset column holding the gold answer; rows without it but with open-r1's `solution`
+            are graded against that solution's last ``\\boxed{}``.
         timeout: per-item grading limit in seconds (default ``STAGERL_REWARD_TIMEOUT`` or 5).
         num_workers: give this reward its own pool of that size (default: the shared pool).
         max_completion_length: the generation limit in tokens (GRPOConfig.max_completion_length). A
@@ -207,14 +230,10 @@ def accuracy(
     def accuracy_reward(
         completions: list, completion_ids: list | None = None, **kwargs
     ) -> list[float | None]:
-        if answer_field not in kwargs:
-            raise ValueError(
-                f"accuracy reward needs the gold column {answer_field!r}; got columns {sorted(kwargs)}"
-            )
         batch: Counter = Counter()
         rewards = grade(
             completions,
-            kwargs[answer_field],
+            gold_answers(kwargs, answer_field),
             timeout=timeout,
             pool=own_pool,
             stats=batch,

@@ -1,4 +1,8 @@
-"""Reward functions by name, for stage YAMLs (``reward_funcs: [accuracy, format]``).
+"""Reward functions by name, for stage YAMLs (``reward_funcs: [accuracy, boxed_format]``).
+
+Names mean what they mean in open-r1 and TRL: `accuracy` grades the final answer against the gold one,
+`format` is open-r1's tag format (``<think>...</think><answer>...</answer>``); `boxed_format` is this
+project's "reasoning, then one box".
 
 A name is a key of :data:`REWARDS` or, as a fallback, a dotted import path to a factory or to a
 plain reward function (``mypkg.rewards.my_reward``), found from the working directory too, as in TRL.
@@ -13,13 +17,14 @@ import sys
 from collections.abc import Callable
 
 from stagerl.rewards.accuracy import accuracy
-from stagerl.rewards.format import format_reward
+from stagerl.rewards.format import boxed_format_reward, format_reward
 from stagerl.rewards.overlong import overlong
 
 RewardFunc = Callable[..., list]
 
 REWARDS: dict[str, Callable[..., RewardFunc]] = {
     "accuracy": accuracy,
+    "boxed_format": boxed_format_reward,
     "format": format_reward,
     "overlong": overlong,
 }
@@ -67,9 +72,9 @@ def build_reward_funcs(names: list[str], settings: dict[str, dict] | None = None
         ValueError: an unknown name (the message lists the valid ones), settings for a name not in
             ``names``, or settings given for a plain function.
 
-    >>> funcs = build_reward_funcs(["format", "overlong"], {"overlong": {"max_completion_length": 64}})
+    >>> funcs = build_reward_funcs(["boxed_format", "overlong"], {"overlong": {"max_completion_length": 64}})
     >>> [f.__name__ for f in funcs]
-    ['format', 'overlong']
+    ['boxed_format', 'overlong']
     """
     settings = settings or {}
     stray = set(settings) - set(names)
@@ -83,7 +88,8 @@ def build_reward_funcs(names: list[str], settings: dict[str, dict] | None = None
             try:
                 funcs.append(obj(**kwargs))
             except TypeError as e:
-                raise ValueError(f"bad settings for reward {name!r}: {e}") from e
+                valid = sorted(inspect.signature(obj).parameters)
+                raise ValueError(f"bad settings for reward {name!r}: {e}; its settings: {valid}") from e
         else:
             if kwargs:
                 raise ValueError(f"reward {name!r} is a plain function, no settings: {sorted(kwargs)}")

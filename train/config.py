@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, field
+
+from trl import TrlParser
 
 from stagerl.data.prompts import R1_INSTRUCTION
 from stagerl.data.sources import DataComponent
@@ -17,6 +20,8 @@ from stagerl.data.sources import DataComponent
 STAGE_RECORD = "stage.json"
 FINAL_DIR = "final"
 MIX_STOPPING = ("first_exhausted", "all_exhausted_without_replacement")
+TRACKING_FILE = "tracking.json"  # the stage's tracker run (stagerl.train.tracking)
+HUB_RECORD = "hub.json"  # where and when the export was pushed (stagerl.train.hub)
 
 
 @dataclass
@@ -24,11 +29,31 @@ class StageArguments:
     """What a stage trains on and how it is rewarded (model and optimiser settings live in TRL's dataclasses)."""
 
     # --- data ---
-    data: list[str] = field(
-        default_factory=lambda: ["arithmetic:1"],
+    data: list[str] | None = field(
+        default=None,
         metadata={
             "help": "Data components SOURCE[:LEVEL][@WEIGHT], e.g. a-m-team/AM-Math-Difficulty-RL:2, "
-            "math-levels:1, arithmetic:1, rows.jsonl; several are mixed by weight."
+            "math-levels:1, arithmetic:1, rows.jsonl; several are mixed by weight. Default arithmetic:1, "
+            "unless TRL's spelling (dataset_name or datasets) gives the data."
+        },
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "TRL's spelling of one data component: a hub dataset or local directory read whole with "
+            "datasets.load_dataset (config dataset_config, split dataset_train_split)."
+        },
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "TRL's: the configuration (load_dataset's name) of dataset_name."}
+    )
+    dataset_train_split: str = field(default="train", metadata={"help": "TRL's: the split of dataset_name."})
+    datasets: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "TRL's dataset mixture (DatasetMixtureConfig.datasets): mappings {path, name, split, "
+            "data_dir, data_files, columns, fraction} (JSON objects on the command line); fraction is the "
+            "component's sampling weight."
         },
     )
     question_column: str | None = field(
@@ -45,6 +70,10 @@ class StageArguments:
         metadata={"help": "User message; `{problem}` is replaced by the problem text."},
     )
     system_prompt: str | None = field(default=None, metadata={"help": "Optional system message."})
+    chat_template: str | None = field(
+        default=None,
+        metadata={"help": "A Jinja chat template that replaces the model's own (open-r1's chat_template)."},
+    )
     decontaminate: list[str] = field(
         default_factory=list,
         metadata={
@@ -97,7 +126,7 @@ class StageArguments:
     reward_settings: str | None = field(
         default=None,
         metadata={
-            "help": 'JSON object of per-reward keyword settings, e.g. {"format": {"think": true}}. '
+            "help": 'JSON object of per-reward keyword settings, e.g. {"boxed_format": {"think": true}}. '
             "overlong gets max_completion_length from the GRPO config unless set."
         },
     )
@@ -161,14 +190,39 @@ class StageArguments:
     )
     advance_window: int = field(default=10, metadata={"help": "Optimizer steps in the moving average."})
     advance_min_steps: int = field(default=0, metadata={"help": "No early advance before this many steps."})
+    # --- tracking and publishing in a curriculum (set by the runner) ---
+    run_group: str | None = field(
+        default=None,
+        metadata={"help": "The curriculum or sweep this stage belongs to: the trackers' run group."},
+    )
+    previous_stage: str | None = field(
+        default=None,
+        metadata={
+            "help": "Directory of the stage this one follows: the curriculum-wide step continues from the "
+            "last one its stage.json records."
+        },
+    )
+    eval_follows: bool = field(
+        default=False,
+        metadata={
+            "help": "An evaluation of the export follows (a curriculum's eval:): the hub push waits for it "
+            "(python -m stagerl.train.publish), so the model card holds its results."
+        },
+    )
 
     def __post_init__(self):
         if isinstance(self.data, str):
             self.data = [self.data]
-        if not self.data:
+        trl_spelling = [name for name in ("dataset_name", "datasets") if getattr(self, name)]
+        if len(trl_spelling) > 1 or (trl_spelling and self.data is not None):
+            given = trl_spelling + (["data"] if self.data is not None else [])
+            raise ValueError(f"the data is given twice ({' and '.join(given)}): keep one of them")
+        if self.data is None and not trl_spelling:
+            self.data = ["arithmetic:1"]
+        if self.data is not None and not self.data:
             raise ValueError("data is empty: give at least one SOURCE[:LEVEL][@WEIGHT]")
-        for spec in self.data:
-            DataComponent.parse(spec).check()
+        for component in self.components():
+            component.check()
         for path in self.problem_stats:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"problem_stats: file {path} does not exist")
@@ -198,6 +252,22 @@ class StageArguments:
             raise ValueError(f"advance_window={self.advance_window} must be >= 1")
         self.reward_settings_dict()  # validate early
 
+    def components(self) -> list[DataComponent]:
+        """The stage's data components, from `data` or from TRL's spelling of it."""
+        if self.dataset_name:
+            entry = {
+                "path": self.dataset_name,
+                "name": self.dataset_config,
+                "split": self.dataset_train_split,
+            }
+            return [DataComponent.from_trl(entry, "dataset_name")]
+        if self.datasets:
+            places = [f"datasets[{i}]" for i in range(len(self.datasets))]
+            return [
+                DataComponent.from_trl(_mapping(e, w), w) for e, w in zip(self.datasets, places, strict=True)
+            ]
+        return [DataComponent.parse(spec) for spec in self.data]
+
     def reward_settings_dict(self) -> dict[str, dict]:
         """`reward_settings` parsed (YAML may give a mapping directly, the command line gives JSON)."""
         if not self.reward_settings:
@@ -220,6 +290,67 @@ class StageArguments:
         return settings
 
 
+def _mapping(entry, where: str) -> dict:
+    """A `datasets:` entry: a mapping from YAML, or a JSON object from the command line."""
+    if isinstance(entry, str):
+        try:
+            entry = json.loads(entry)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: {entry!r} is not a JSON object: {e}") from None
+    return entry
+
+
+# Fields that TRL 1.16 or transformers 5.24 removed and open-r1's recipes still carry: what to write instead.
+REMOVED_FIELDS = {
+    "torch_dtype": "renamed `dtype` (ModelConfig, transformers 5): write `dtype:` with the same value",
+    "max_prompt_length": "removed from GRPOConfig in TRL 1.x (prompts are no longer truncated): delete it; "
+    "cap vLLM's context with `vllm_max_model_length`, or keep long problems out of the data",
+    "overwrite_output_dir": "removed in transformers 5: delete it; a stage never deletes its output_dir and "
+    "resumes it with `resume_from_checkpoint: latest` (use a new `output_dir` to start afresh)",
+    "warmup_ratio": "merged into `warmup_steps` in transformers 5: write `warmup_steps:` with the same "
+    "value (a number below 1 is a ratio of the training steps)",
+    "vllm_device": "removed in TRL (vLLM shares the training GPUs or runs as a server): write "
+    "`vllm_mode: colocate`, or `vllm_mode: server` with `trl vllm-serve` and `vllm_server_host`",
+    "dataset_configs": "open-r1's list was replaced by TRL's `dataset_config` (one name): write "
+    "`dataset_config:` with that name",
+}
+
+
+def removed_field_errors(argv: list[str]) -> list[str]:
+    """One line per removed field (`REMOVED_FIELDS`) set in the `--config` YAML or on the command line.
+
+    Args:
+        argv: the stage's command line.
+
+    Returns:
+        `FILE: FIELD is ...` / `--FIELD is ...` lines, each naming what to write instead (empty: none).
+    """
+    import yaml
+
+    errors = []
+    if "--config" in argv[:-1]:
+        path = argv[argv.index("--config") + 1]
+        with open(path) as f:
+            config = yaml.safe_load(f)
+        keys = config if isinstance(config, dict) else {}
+        errors += [f"{path}: {key} is {why}" for key, why in REMOVED_FIELDS.items() if key in keys]
+    flags = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    errors += [f"--{key} is {why}" for key, why in REMOVED_FIELDS.items() if key in flags]
+    return errors
+
+
+class StageParser(TrlParser):
+    """TRL's parser for the stage's dataclasses; fields that TRL or transformers removed fail first, one line
+    each naming the replacement (TRL's own error would name neither the field's fate nor what to write)."""
+
+    def parse_args_and_config(self, args=None, *rest, **kwargs):
+        argv = list(args) if args is not None else sys.argv[1:]
+        errors = removed_field_errors(argv)
+        if errors:
+            raise ValueError("\n".join(errors))
+        return super().parse_args_and_config(argv, *rest, **kwargs)
+
+
 def stage_field_names() -> list[str]:
     """Every field a stage YAML may set: ours, TRL's `GRPOConfig` and `ModelConfig`."""
     from trl import GRPOConfig, ModelConfig
@@ -232,8 +363,6 @@ def stage_field_names() -> list[str]:
 if (
     __name__ == "__main__"
 ):  # `python -m stagerl.train.config --fields`: what the runner checks curricula against
-    import sys
-
     if sys.argv[1:] != ["--fields"]:
         sys.exit("usage: python -m stagerl.train.config --fields")
     print(json.dumps(stage_field_names()))

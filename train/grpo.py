@@ -55,13 +55,13 @@ from trl import GRPOConfig, ModelConfig, TrlParser
 
 from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
 from stagerl.data.problems import PROBLEM_STATS
-from stagerl.train.config import STAGE_RECORD, StageArguments
+from stagerl.train.config import STAGE_RECORD, StageArguments, StageParser
 
 logger = logging.getLogger(__name__)
 
 
 def make_parser() -> TrlParser:
-    return TrlParser((StageArguments, GRPOConfig, ModelConfig))
+    return StageParser((StageArguments, GRPOConfig, ModelConfig))
 
 
 def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
@@ -148,6 +148,25 @@ def load_model_settings(model_args: ModelConfig, training_args: GRPOConfig) -> d
     }
 
 
+def chat_template_settings(chat_template: str | None, model_path: str, training_args: GRPOConfig) -> dict:
+    """The trainer's `processing_class` when the stage gives its own `chat_template` (open-r1's), else nothing
+    (TRL loads the model's own). Loaded as TRL loads it, then given the template."""
+    if chat_template is None:
+        return {}
+    from transformers import AutoProcessor
+
+    init = training_args.model_init_kwargs or {}
+    processor = AutoProcessor.from_pretrained(
+        model_path,
+        revision=init.get("revision"),
+        truncation_side="left",
+        padding_side="left",
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    processor.chat_template = chat_template
+    return {"processing_class": processor}
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     """Run one stage. Returns the stage record on the main process (None on the others)."""
     stage_args, training_args, model_args = make_parser().parse_args_and_config(argv)
@@ -166,22 +185,29 @@ def main(argv: list[str] | None = None) -> dict | None:
         resolve_resume,
         trained_to_the_end,
     )
+    from stagerl.train.hub import hub_target, push_stage
 
     done = finished_record(training_args)
     if done is not None:
         logger.info(
             "Stage already finished (%s): nothing to do", Path(training_args.output_dir) / STAGE_RECORD
         )
+        # A kill may have come between the record and the push.
+        if main_process and not stage_args.eval_follows:
+            push_stage(Path(training_args.output_dir), token=training_args.hub_token)
         return done
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
     from stagerl.train.callbacks import EarlyAdvance
     from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
-    from stagerl.train.record import write_stage_record
+    from stagerl.train.record import stage_config, write_stage_record
     from stagerl.train.stage_data import stage_rows
     from stagerl.train.stage_rewards import build_rewards, reasoning_block
+    from stagerl.train.tracking import TrackedRun, attach
 
     check_settings(stage_args, training_args)
+    hub = hub_target(training_args, stage_args.run_group)
+    tracked = TrackedRun.open(training_args.output_dir, stage_args, training_args, main_process=main_process)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
     model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
@@ -205,6 +231,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         trained = early.reason is not None or trained_to_the_end(resume, training_args.max_steps)
         logger.info("Resuming from %s%s", resume, " (the end of the stage: exporting it)" if trained else "")
     model_settings = load_model_settings(model_args, training_args)
+    model_settings.update(chat_template_settings(stage_args.chat_template, model_path, training_args))
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
     trainer = StageTrainer(
@@ -220,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         max_rounds=stage_args.dynamic_sampling_max_rounds,
         **model_settings,
     )
+    attach(trainer, tracked, stage_config(stage_args, training_args, model_args))
     try:
         trainer.train(resume_from_checkpoint=resume)
     except StageAlreadyTrained:
@@ -246,7 +274,11 @@ def main(argv: list[str] | None = None) -> dict | None:
             rewards=reward_settings,
             generation=counts.record(),
             sampler=sampler.summary() if sampler else None,
+            curriculum_step_offset=tracked.step_offset,
+            hub=hub,
         )
+        if not stage_args.eval_follows:  # else the runner pushes after its evaluation, for the model card
+            push_stage(stage_dir, token=training_args.hub_token)
         logger.info(
             "Stage done: %s", json.dumps({k: record[k] for k in ("steps", "reward_start", "reward_end")})
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -52,6 +53,40 @@ def reward_summary(log_history: list[dict], frac: float = 0.2) -> dict:
     }
 
 
+# Setting names whose values are credentials: never written to a record, a tracker or a model card.
+_SECRET_NAME = re.compile(r"(^|_)(token|api_key|key|secret|password|credentials?)$", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+def redact(config):
+    """`config` with every credential replaced by `<redacted>`: the values of settings named like one
+    (`hub_token`, `token`, `api_key`, ...; transformers masks `*_token` fields the same way) and strings that
+    are Hugging Face tokens (`hf_...`), at any depth.
+
+    >>> redact({"hub_token": "hf_abc", "model_init_kwargs": {"token": "x", "revision": "main"}, "lr": 1e-6})
+    {'hub_token': '<redacted>', 'model_init_kwargs': {'token': '<redacted>', 'revision': 'main'}, 'lr': 1e-06}
+    """
+    if isinstance(config, dict):
+        return {
+            k: REDACTED if _SECRET_NAME.search(str(k)) and v not in (None, "") else redact(v)
+            for k, v in config.items()
+        }
+    if isinstance(config, list | tuple):
+        return [redact(v) for v in config]
+    if isinstance(config, str) and re.fullmatch(r"hf_[A-Za-z0-9]{20,}", config):
+        return REDACTED
+    return config
+
+
+def stage_config(stage_args, training_args, model_args) -> dict:
+    """The resolved stage config, as recorded and logged: our fields, `ModelConfig`'s and `GRPOConfig`'s."""
+    return {
+        "stage": dataclasses.asdict(stage_args),
+        "model": dataclasses.asdict(model_args),
+        "grpo": training_args.to_dict(),
+    }
+
+
 def write_stage_record(
     path: str | Path,
     *,
@@ -67,11 +102,19 @@ def write_stage_record(
     rewards: dict[str, dict],
     generation: dict,
     sampler: dict | None,
+    curriculum_step_offset: int = 0,
+    hub: dict | None = None,
 ) -> dict:
-    """Write `stage.json` for a finished stage and return it."""
+    """Write `stage.json` for a finished stage and return it.
+
+    `curriculum_step` is the last curriculum-wide step the stage reached (`curriculum_step_offset`, the
+    earlier stages' steps, plus its own); `hub` is where its export is pushed (`stagerl.train.hub`), None
+    when it is not. Credentials in the config are redacted.
+    """
     record = {
         "status": "done",
         "steps": state.global_step,
+        "curriculum_step": curriculum_step_offset + state.global_step,
         "max_steps": state.max_steps,
         **reward_summary(state.log_history),
         "advanced_early": advanced_early,
@@ -84,11 +127,8 @@ def write_stage_record(
         "wall_time_s": round(wall_time_s, 2),
         "resumed_from": resumed_from,
         "version": code_version(),
-        "config": {
-            "stage": dataclasses.asdict(stage_args),
-            "model": dataclasses.asdict(model_args),
-            "grpo": training_args.to_dict(),
-        },
+        "config": redact(stage_config(stage_args, training_args, model_args)),
+        "hub": hub,
     }
     atomic_write_json(path, record)
     return record

@@ -31,6 +31,10 @@ DATA_FIELDS = (
     "drop_solved_min_attempts",
     "drop_unsolved_min_attempts",
     "max_train_samples",
+    "dataset_name",
+    "dataset_config",
+    "dataset_train_split",
+    "datasets",
 )
 
 
@@ -50,8 +54,9 @@ def build_rows(stage_args, seed: int):
     """Load and filter the rows (one process). Returns `(dataset, info)`; info goes into `stage.json`."""
     from stagerl.data.sources import drop_zero_advantage, fingerprint, load_stage_data
 
+    components = stage_args.components()
     dataset = load_stage_data(
-        stage_args.data,
+        components,
         seed=seed,
         stopping=stage_args.mix_stopping,
         question_column=stage_args.question_column,
@@ -74,10 +79,11 @@ def build_rows(stage_args, seed: int):
         dropped.update(zero_advantage)
     if stage_args.max_train_samples is not None:
         dataset = dataset.select(range(min(stage_args.max_train_samples, len(dataset))))
+    specs = stage_args.data or [c.spec() for c in components]  # as written, or TRL's spelling resolved
     if len(dataset) == 0:
-        raise ValueError(f"data={stage_args.data}: no training rows left")
+        raise ValueError(f"data={specs}: no training rows left")
     info = {
-        "specs": stage_args.data,
+        "specs": specs,
         "rows": len(dataset),
         "fingerprint": fingerprint(dataset),
         "dropped": dropped,

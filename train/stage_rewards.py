@@ -31,7 +31,8 @@ def reasoning_block(model_path: str, stage_args, training_args, model_args) -> d
 
     Args:
         model_path: the model's directory or hub id (its tokenizer is read, not the model).
-        stage_args: `StageArguments` (`think_open` overrides the detection when set).
+        stage_args: `StageArguments` (`think_open` overrides the detection when set; `chat_template` replaces
+            the model's).
         training_args: `GRPOConfig` (`chat_template_kwargs` render the template as the trainer does).
         model_args: `ModelConfig` (revision; `trust_remote_code` is the GRPO config's, as TRL reads it).
 
@@ -49,6 +50,10 @@ def reasoning_block(model_path: str, stage_args, training_args, model_args) -> d
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
     )
+    if (
+        stage_args.chat_template is not None
+    ):  # the stage's own template (open-r1's `chat_template`) is the one used
+        tokenizer.chat_template = stage_args.chat_template
     tag = open_reasoning_tag(tokenizer, training_args.chat_template_kwargs)
     if tag not in (None, "think") and stage_args.think_open is None:
         raise ValueError(

@@ -173,3 +173,32 @@ def test_bad_sweep_errors_name_the_problem(tmp_path, mutate, message):
     with pytest.raises((ValueError, FileNotFoundError)) as err:
         load_sweep(write(tmp_path, spec, "s.yaml"))
     assert message in str(err.value) and "s.yaml" in str(err.value)
+
+
+def test_stage_commands_name_their_tracker_run_and_the_stage_they_follow(tmp_path):
+    from stagerl.curricula.commands import node_command
+
+    def flags(plan, node_id):
+        cmd = node_command(plan, plan.nodes[node_id], tmp_path, ["python"])
+        return {
+            flag: cmd[cmd.index(flag) + 1] if flag in cmd else None
+            for flag in ("--run_name", "--run_group", "--previous_stage", "--eval_follows")
+        }
+
+    plan = load_plan(SMOKE_SWEEP, sweep=True)
+    level1, level2, lr3x = plan.paths["1-2-3-lr3x"]
+    # Shared by several curricula: named by its path in the tree; in one curriculum: <curriculum>/<stage>.
+    root = {
+        "--run_name": "smoke/level1",
+        "--run_group": "smoke",
+        "--previous_stage": None,
+        "--eval_follows": None,
+    }
+    assert flags(plan, level1) == root
+    assert flags(plan, level2)["--run_name"] == "smoke/level1/level2"
+    assert flags(plan, lr3x)["--run_name"] == "1-2-3-lr3x/level3"
+    assert flags(plan, lr3x)["--previous_stage"] == str(tmp_path / plan.nodes[level2].dir)
+    curriculum = load_plan(write(tmp_path, {**BASE, "eval": {"benchmarks": ["arith1"]}}))
+    first, second = curriculum.paths["t"]
+    after = {"--run_name": "t/b", "--run_group": "t", "--eval_follows": "true"}
+    assert flags(curriculum, second) == {**after, "--previous_stage": str(tmp_path / "stage-1-a")}

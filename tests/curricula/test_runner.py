@@ -26,9 +26,12 @@ class FakeTrainer:
     """Stands in for `run_logged`: records each launch and writes what a finished stage leaves behind."""
 
     def __init__(self, fail_on: str | None = None):
-        self.launches, self.fail_on = [], fail_on
+        self.launches, self.publishes, self.fail_on = [], [], fail_on
 
     def __call__(self, cmd, log_path):
+        if "stagerl.train.publish" in cmd:  # after an evaluation: its results to the tracker, the push
+            self.publishes.append((Path(cmd[cmd.index("stagerl.train.publish") + 1]).name, cmd[-1]))
+            return 0
         out = Path(cmd[cmd.index("--output_dir") + 1])
         model = cmd[cmd.index("--model_name_or_path") + 1]
         assert model.startswith("stagerl:") or Path(model).is_dir(), f"parent {model} not trained yet"
@@ -286,6 +289,10 @@ def test_every_node_is_evaluated_once_and_start_models_when_asked(tmp_path, fake
     assert evaluated[0] == "stagerl:tiny-random"
     assert record.nodes[plan.paths["b"][2]]["eval"] == {"math500": 0.5}
     assert "eval" not in record.nodes[plan.paths["a"][2]]  # a's own level3 has no eval
+    evaluated_dirs = {plan.nodes[n].dir.split("/")[1] for n in plan.paths["b"]}
+    assert {name for name, _ in fake.publishes} == evaluated_dirs and fake.publishes[0][
+        1
+    ] == '{"math500": 0.5}'
     run_plan(plan, tmp_path / "sw", PLAIN)
     assert len(evaluated) == 4
     text = write_report(tmp_path / "sw", plan, record.data)
@@ -300,6 +307,8 @@ def test_secondary_machine_waits_for_the_primary_evaluation(tmp_path, monkeypatc
     launches: dict[str, list[str]] = {"0": [], "1": []}
 
     def launch(cmd, log_path):
+        if "stagerl.train.publish" in cmd:
+            return 0
         out = Path(cmd[cmd.index("--output_dir") + 1])
         machine = "0" if log_path.name == "train.log" else "1"
         launches[machine].append(out.name)

@@ -4,7 +4,7 @@ import pytest
 
 from stagerl.rewards import REWARDS, build_reward_funcs, grade
 from stagerl.rewards.accuracy import accuracy
-from stagerl.rewards.format import format_reward
+from stagerl.rewards.format import boxed_format_reward, format_reward
 from stagerl.rewards.overlong import overlong
 
 
@@ -183,10 +183,10 @@ def test_accuracy_answer_field_and_missing_column():
         fn([r"\boxed{2}"], answer=["2"])
 
 
-def test_format_reward():
+def test_boxed_format_reward():
     good = "Since 2 + 2 = 4, the sum is four. \\boxed{4}."
-    fn = format_reward()
-    assert fn.__name__ == "format"
+    fn = boxed_format_reward()
+    assert fn.__name__ == "boxed_format"
     assert fn([good, "\\boxed{4}", good + " \\boxed{5}", "no box at all, just words here"]) == [
         1.0,
         0.0,
@@ -194,9 +194,42 @@ def test_format_reward():
         0.0,
     ]
     assert fn(["<think>2+2 is 4, clearly enough.</think> \\boxed{4}"]) == [1.0]
-    strict = format_reward(think=True)
+    strict = boxed_format_reward(think=True)
     assert strict([good, "<think>2+2 is 4, clearly enough.</think> So \\boxed{4}"]) == [0.0, 1.0]
     assert strict(["<think></think> twenty characters of reasoning \\boxed{4}"]) == [0.0]
+
+
+def test_boxed_format_think_open_judges_the_block_the_prompt_opened():
+    """An R1-Distill completion closes the block its prompt opened: `</think>` without `<think>`."""
+    opened = "2+2 is 4, clearly enough.\n</think>\nSo \\boxed{4}"
+    assert boxed_format_reward(think=True)([opened]) == [0.0]  # what every completion scored before
+    judged_opened = boxed_format_reward(think=True, think_open=True)
+    assert judged_opened([opened, "no closing tag \\boxed{4}"]) == [1.0, 0.0]
+    # Opening it again inside the completion is a second block.
+    assert boxed_format_reward(think_open=True)(["<think>" + opened]) == [0.0]
+
+
+def test_format_is_open_r1_tag_format():
+    fn = format_reward()
+    assert fn.__name__ == "format"
+    good = "<think>\n2 + 2 = 4\n</think>\n<answer>\n4\n</answer>"
+    chat = [{"role": "assistant", "content": good}]
+    bad = [
+        "Since 2 + 2 = 4, the sum is four. \\boxed{4}.",  # the boxed shape is not this one
+        "<think>2 + 2 = 4</think><answer>4</answer>",  # open-r1 wants the newlines
+        "<answer>\n4\n</answer>",
+        "2 + 2 = 4\n</think>\n<answer>\n4\n</answer>",  # no opening tag
+    ]
+    assert fn([good, chat, *bad]) == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    opened = format_reward(think_open=True)
+    assert opened([bad[3], bad[1]]) == [1.0, 0.0]
+
+
+def test_accuracy_grades_open_r1_rows_against_the_solution_box():
+    fn = accuracy()
+    solution = ["We add: $2+2=\\boxed{4}$.", "Thus the area is $\\boxed{\\frac{1}{2}}$.", "no box here"]
+    assert fn(["\\boxed{4}", "\\boxed{0.5}", "\\boxed{1}"], solution=solution) == [1.0, 1.0, None]
+    assert fn(["\\boxed{4}"], answer=["5"], solution=solution[:1]) == [0.0]  # `answer` wins when present
 
 
 def test_overlong_reward():
@@ -209,19 +242,22 @@ def test_overlong_reward():
 
 
 def test_registry():
-    assert {"accuracy", "format", "overlong"} <= set(REWARDS)
+    assert {"accuracy", "boxed_format", "format", "overlong"} <= set(REWARDS)
     fns = build_reward_funcs(
-        ["accuracy", "format", "overlong", "stagerl.rewards.format.format_reward"],
+        ["accuracy", "boxed_format", "format", "overlong", "stagerl.rewards.format.format_reward"],
         {
             "overlong": {"max_completion_length": 64, "soft_cache": 16},
-            "format": {"think": True},
+            "boxed_format": {"think": True, "think_open": True},
+            "format": {"think_open": True},
             "accuracy": {"max_completion_length": 64},
         },
     )
-    assert [f.__name__ for f in fns] == ["accuracy", "format", "overlong", "format"]
-    with pytest.raises(ValueError, match="valid names.*accuracy"):
+    assert [f.__name__ for f in fns] == ["accuracy", "boxed_format", "format", "overlong", "format"]
+    with pytest.raises(ValueError, match="valid names.*boxed_format"):
         build_reward_funcs(["acuracy"])
     with pytest.raises(ValueError, match="valid names"):
         build_reward_funcs(["no.such.module.fn"])
     with pytest.raises(ValueError, match="bad settings"):
         build_reward_funcs(["overlong"], {"overlong": {"bogus": 1}})
+    with pytest.raises(ValueError, match=r"reward 'format'.*its settings: \['think_open'\]"):
+        build_reward_funcs(["format"], {"format": {"think": True}})  # the old meaning of `format`

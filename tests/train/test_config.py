@@ -145,3 +145,20 @@ def test_paper_curriculum_matches_the_paper():
     check(evaluation["top_p"], 0.95, PAPER_EVAL)
     check(evaluation["samples"], 16, f"{PAPER_EVAL}: the average of 16 samples")
     check(evaluation["max_new_tokens"], 32768, f"{PAPER_EVAL}: 32k tokens")
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"dataset_name": "org/set", "data": ["arithmetic:1"]}, "the data is given twice"),
+        ({"dataset_name": "org/set", "datasets": [{"path": "x"}]}, "the data is given twice"),
+        ({"datasets": [{"name": "main"}]}, r"datasets\[0\]: must be a mapping with a `path`"),
+        ({"datasets": [{"path": "x", "weights": 2}]}, r"datasets\[0\]: unknown keys \['weights'\]"),
+        ({"datasets": ["{not json"]}, r"datasets\[0\]: '\{not json' is not a JSON object"),
+    ],
+)
+def test_trl_data_spelling_errors(fields, message):
+    from stagerl.train.config import StageArguments
+
+    with pytest.raises(ValueError, match=message):
+        StageArguments(**fields)
