@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.helpers.rewards import length_reward
+from tests.helpers.rewards import half_constant_reward, length_reward
 
 STALL_AT_ENV = "STAGERL_TEST_STALL_AT_CALL"
 STALL_DIR_ENV = "STAGERL_TEST_STALL_DIR"
@@ -31,3 +31,9 @@ def stalling_length_reward(completions, **kwargs) -> list[float]:
         (stall_dir / str(os.getpid())).write_text("")
         time.sleep(3600)
     return length_reward(completions, **kwargs)
+
+
+def stalling_half_constant_reward(completions, **kwargs) -> list[float]:
+    """`half_constant_reward`, stalling as `stalling_length_reward` does."""
+    stalling_length_reward(completions, **kwargs)
+    return half_constant_reward(completions, **kwargs)

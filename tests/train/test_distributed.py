@@ -90,10 +90,11 @@ def run_stage(accelerate_config: str, output_dir: Path, *extra: str) -> str:
     return log
 
 
-def run_and_kill(accelerate_config: str, output_dir: Path, tmp: Path, *extra: str) -> None:
-    """Start a stage, SIGKILL launcher and workers once checkpoint-2 is complete (step 3 is stalled)."""
+def run_and_kill(accelerate_config: str, output_dir: Path, tmp: Path, *extra: str, stall_at: int = 3) -> None:
+    """Start a stage, SIGKILL launcher and workers once checkpoint-2 is complete (the reward's `stall_at`-th
+    call, step 3's when it is called once a step, is stalled)."""
     stall_dir, log_path = tmp / "stalled-pids", tmp / "killed.log"
-    env = {**os.environ, STALL_AT_ENV: "3", STALL_DIR_ENV: str(stall_dir)}
+    env = {**os.environ, STALL_AT_ENV: str(stall_at), STALL_DIR_ENV: str(stall_dir)}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             launch_command(accelerate_config, output_dir, *extra),
@@ -302,21 +303,52 @@ def test_no_worker_outlives_a_killed_runner(tmp_path):
     assert all(_proc_state(pid) == "Z" for pid in workers), "a worker outlived the runner"
 
 
+DYNAMIC = (
+    "--reward_funcs", "accuracy", "tests.helpers.stall.stalling_half_constant_reward",
+    "--dynamic_sampling", "true", "--select_prompts", "true", "--max_train_samples", "16", "--max_steps", "6",
+    "--steps_per_generation", "2", "--gradient_accumulation_steps", "2", "--per_device_train_batch_size", "4",
+)  # fmt: skip
+
+
+def assert_same_dynamic_stage(a: Path, b: Path) -> None:
+    wa, wb = load_weights(a), load_weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert (a / "problems.jsonl").read_text() == (b / "problems.jsonl").read_text()
+    ra, rb = (json.loads((d / "stage.json").read_text()) for d in (a, b))
+    assert ra["generation"] == rb["generation"] and ra["sampler"] == rb["sampler"]
+
+
 @pytest.mark.slow
-def test_prompt_selection_on_two_processes_resumes_exactly(tmp_path):
-    """Both ranks draw from one gathered history (a checkpoint fails if their draws differ); the history is in
-    the checkpoint, so a stage killed after checkpoint-2 and resumed draws and trains as an uninterrupted one."""
-    select = ("--select_prompts", "true", "--max_steps", "8", "--max_train_samples", "8",
-              "--reward_funcs", "accuracy", "tests.helpers.stall.stalling_length_reward")  # fmt: skip
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run_stage("ddp", straight, *select)
-    run_and_kill("ddp", resumed, tmp_path, *select)
-    run_stage("ddp", resumed, *select, "--resume_from_checkpoint", "latest")
-    a, b = load_weights(straight), load_weights(resumed)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    records = [json.loads((d / "stage.json").read_text()) for d in (straight, resumed)]
-    assert (
-        records[0]["selection"] == records[1]["selection"] and records[0]["selection"]["prompts_skipped"] > 0
-    )
-    state = [json.loads((d / "checkpoint-8" / "selection.json").read_text()) for d in (straight, resumed)]
-    assert state[0] == state[1]
+def test_dynamic_sampling_and_selection_on_two_processes_resume_exactly(tmp_path):
+    """Both ranks decide from the same gathered groups (a checkpoint fails if their draws differ); killed once
+    checkpoint-2 is complete, and killed between two refill rounds (both ranks stop at the same point), the
+    resumed stage trains, counts and samples as the uninterrupted one."""
+    straight = tmp_path / "straight"
+    run_stage("ddp", straight, *DYNAMIC)
+    generation = json.loads((straight / "stage.json").read_text())["generation"]
+    assert generation["zero_variance_dropped"]["total"] > 0 and generation["rounds"] > 6
+    assert generation["groups_trained"] == 6 * 2 * 2  # 6 steps x 2 ranks x 2 groups, each with variance
+
+    history = json.loads((straight / "final" / "trainer_state.json").read_text())["log_history"]
+    rounds = [int(e["generation/rounds"]) for e in history if "generation/rounds" in e]  # reward calls a step
+    at_checkpoint = tmp_path / "at-checkpoint"
+    run_and_kill(
+        "ddp", at_checkpoint, tmp_path, *DYNAMIC, stall_at=rounds[0] + rounds[1] + 1
+    )  # step 3's first
+    run_stage("ddp", at_checkpoint, *DYNAMIC, "--resume_from_checkpoint", "latest")
+    assert_same_dynamic_stage(straight, at_checkpoint)
+
+    step = next(
+        s for s in range(3, len(rounds) + 1) if rounds[s - 1] > 1
+    )  # a step past checkpoint-2 that refills
+    between = tmp_path / "between-rounds"
+    env = {
+        **os.environ,
+        "STAGERL_FAILPOINT": f"dynamic-sampling-refill@{sum(r - 1 for r in rounds[: step - 1]) + 1}",
+    }
+    killed = subprocess.run(launch_command("ddp", between, *DYNAMIC), cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=LAUNCH_TIMEOUT_S)  # fmt: skip
+    assert killed.returncode != 0 and not (between / "final").exists()
+    assert (between / "checkpoint-2" / "stagerl_complete").exists()
+    run_stage("ddp", between, *DYNAMIC, "--resume_from_checkpoint", "latest")
+    assert_same_dynamic_stage(straight, between)
