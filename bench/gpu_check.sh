@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The prepared GPU check of issue #26 (bench/gpu_check.py says what its four parts measure).
+#
+# On a lent GPU machine, from the repo root, after `bash bench/gpu_wheels.sh` here (wheels into .whl/, ignored):
+#   device tool `run`:  command "bash bench/gpu_check.sh"   carry [".whl"]   timeout_s 480
+# It installs the carried wheels and this checkout (no deps, no index) into /tmp/site over the machine's torch,
+# then writes $OUT/gpu_check.json and $OUT/gpu_check.log (all that comes back); models and runs go to
+# /tmp/stagerl-gpu-check. About 1 minute of setup, then the parts within their budgets (120+150+60+30 s, time left
+# over passes on): under 6 minutes in all, 8 at most. Rerun chosen parts: "bash bench/gpu_check.sh --parts 2,3".
+#
+# Here, the same parts at tiny shapes on the CPU (what the slow test runs; the lock is the shared-machine rule):
+#   flock /tmp/torch.lock bash bench/gpu_check.sh --cpu --out runs/gpu-check --work runs/gpu-check-work
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ " $* " == *" --cpu "* ]]; then
+  exec "${PYTHON:-.venv/bin/python}" bench/gpu_check.py "$@"
+fi
+
+: "${OUT:?set OUT to the folder that receives gpu_check.json and gpu_check.log}"
+mkdir -p "$OUT"
+SITE=/tmp/site
+# The machine's python3 is 3.12 and has torch 2.11, transformers 5.17, accelerate 1.15: the wheels bring our pins of
+# what it lacks or has at another version (bench/gpu_wheels.sh). --no-deps: its torch stays. The project declares
+# Python 3.11 only (its pins are tested there), hence --ignore-requires-python; .whl/build holds its build backend.
+{
+  echo "$ install carried wheels and the project into $SITE"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl &&
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --find-links .whl/build \
+      --ignore-requires-python --target "$SITE" .
+} >>"$OUT/gpu_check.log" 2>&1
+status=$?
+export GPU_CHECK_INSTALL="exit $status: $(ls .whl/*.whl 2>/dev/null | wc -l) wheels and the project into $SITE"
+export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+exec python3 bench/gpu_check.py "$@"
