@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -42,7 +42,37 @@ from gpu_stage import launch_command, sized_stage_args, throughput
 from stagerl.data.files import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ["torch", "transformers", "trl", "accelerate", "deepspeed", "datasets", "peft", "math-verify"]
+# Distributions whose versions the JSON records; those whose requirements are checked against what is installed.
+VERSIONS = [
+    "torch",
+    "triton",
+    "transformers",
+    "trl",
+    "accelerate",
+    "deepspeed",
+    "datasets",
+    "peft",
+    "math-verify",
+]
+REQUIREMENTS_OF = [
+    "stagerl",
+    "transformers",
+    "trl",
+    "accelerate",
+    "deepspeed",
+    "datasets",
+    "peft",
+    "math-verify",
+]
+IMPORTS = [
+    "trl",
+    "deepspeed",
+    "datasets",
+    "math_verify",
+    "peft",
+    "stagerl.train.grpo",
+    "stagerl.train.evaluate",
+]
 
 
 @dataclass(frozen=True)
@@ -69,7 +99,7 @@ GPU = Mode(
     resume_completion_length=64,
     memory_overrides=["--cap_gb", "80"],
     eval_args=["--limit", "8", "--samples", "4", "--max-new-tokens", "256"],
-    budgets={"stage": 120, "stage_vs_plain": 150, "loss_memory": 60, "evaluate": 30},
+    budgets={"stage": 140, "stage_vs_plain": 170, "loss_memory": 70, "evaluate": 40},
 )
 CPU = Mode(
     cpu=True,
@@ -98,8 +128,25 @@ class PartFailed(Exception):
     pass
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process below it. Its process group is not enough: torchrun starts each
+    worker in a session of its own, and a worker left running would hold the GPU for the next part."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for proc in family:  # the launcher first, so that it starts no new worker
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 class Check:
-    """Runs commands for the parts: output appended to the log, each killed (its whole process group) at the
+    """Runs commands for the parts: output appended to the log, each killed (with all its processes) at the
     part's deadline; keeps the JSON up to date."""
 
     def __init__(self, mode: Mode, out: Path, work: Path):
@@ -145,9 +192,9 @@ class Check:
             try:
                 return proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc.pid)
                 proc.wait()
-                raise PartFailed(f"out of time: killed {cmd[:6]}...") from None
+                raise PartFailed(f"out of time: killed {' '.join(cmd[:6])} ...") from None
 
     def run_ok(self, cmd: list[str], **env: str) -> None:
         rc = self.run(cmd, **env)
@@ -208,7 +255,7 @@ def preflight() -> dict:
         "imports": {},
         "unmet_requirements": [],
     }
-    for name in TOOLS:
+    for name in VERSIONS:
         try:
             info["versions"][name] = md.version(name)
         except md.PackageNotFoundError:
@@ -219,7 +266,7 @@ def preflight() -> dict:
         f"every figure ran under torch {torch.__version__}; the project pins torch{pinned.get('torch')} "
         "(the GPU machine's image has torch 2.11 and nothing newer can travel)"
     )
-    for dist in ["stagerl", *TOOLS[1:]]:  # what each installed package needs, against what is installed here
+    for dist in REQUIREMENTS_OF:
         for text in md.requires(dist) or []:
             req = Requirement(text)
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
@@ -230,20 +277,15 @@ def preflight() -> dict:
                 found = None
             if found is None or not req.specifier.contains(found, prereleases=True):
                 info["unmet_requirements"].append(f"{dist} needs {req}, found {found}")
-    for module in [
-        "trl",
-        "deepspeed",
-        "datasets",
-        "math_verify",
-        "peft",
-        "stagerl.train.grpo",
-        "stagerl.train.evaluate",
-    ]:
+    for module in IMPORTS:
         try:
             importlib.import_module(module)
             info["imports"][module] = "ok"
         except Exception as e:  # reported, not fatal: the parts say what it breaks
             info["imports"][module] = f"{type(e).__name__}: {e}"
+    # Triton (TRL's fused log-prob head on CUDA) compiles its launcher with the C compiler; DeepSpeed would JIT with
+    # nvcc and ninja (nothing here should need it: jit_builds in the JSON says whether anything did).
+    info["compilers"] = {tool: shutil.which(tool) for tool in ("cc", "gcc", "nvcc", "ninja")}
     info["cuda_available"] = torch.cuda.is_available()
     if info["cuda_available"]:
         props = torch.cuda.get_device_properties(0)
