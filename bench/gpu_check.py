@@ -17,11 +17,12 @@ Parts (their keys in the JSON):
 4. `evaluate`: `python -m stagerl.train.evaluate` with the transformers backend on `stagerl:tiny-random-r1`.
 
 A part that fails or runs past its budget (its processes are killed) does not stop the others; time a part
-leaves unused goes to the next. `OUT/gpu_check.json` (OUT: `--out`, else `$OUT`) is rewritten after each part:
-`setup` (install, versions, unmet requirements, GPU, model builds), then per part `status` (ok, failed,
-skipped), `seconds`, `figures` and `error` (the exception and the tail of its log). `OUT/gpu_check.log` holds
-every command's output. Everything else goes to `--work` (models, stage directories; ~15 GB on a GPU).
-Nothing here reaches a network (HF_HUB_OFFLINE=1); vLLM is not installed there, so its path stays unrun.
+leaves unused goes to the next. `OUT/gpu_check.json` (OUT: `--out`, else `$OUT`) is rewritten after every
+command: `setup` (install, versions, unmet requirements, compilers, GPU, model builds), then per part `status`
+(running, ok, failed, skipped), `seconds`, `figures` (what it measured, also before a failure) and `error` (the
+exception and the tail of its log), and `notes`. `OUT/gpu_check.log` holds every command's output. Everything
+else goes to `--work` (models, stage directories; ~15 GB on a GPU). Nothing here reaches a network
+(HF_HUB_OFFLINE=1).
 """
 
 from __future__ import annotations
@@ -37,42 +38,15 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gpu_stage import launch_command, sized_stage_args, throughput
+from gpu_parts import PARTS, dir_gb
 
 from stagerl.data.files import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 # Distributions whose versions the JSON records; those whose requirements are checked against what is installed.
-VERSIONS = [
-    "torch",
-    "triton",
-    "transformers",
-    "trl",
-    "accelerate",
-    "deepspeed",
-    "datasets",
-    "peft",
-    "math-verify",
-]
-REQUIREMENTS_OF = [
-    "stagerl",
-    "transformers",
-    "trl",
-    "accelerate",
-    "deepspeed",
-    "datasets",
-    "peft",
-    "math-verify",
-]
-IMPORTS = [
-    "trl",
-    "deepspeed",
-    "datasets",
-    "math_verify",
-    "peft",
-    "stagerl.train.grpo",
-    "stagerl.train.evaluate",
-]
+VERSIONS = "torch triton transformers trl accelerate deepspeed datasets peft math-verify".split()
+REQUIREMENTS_OF = "stagerl transformers trl accelerate deepspeed datasets peft math-verify".split()
+IMPORTS = "trl deepspeed datasets math_verify peft stagerl.train.grpo stagerl.train.evaluate".split()
 
 
 @dataclass(frozen=True)
@@ -98,8 +72,8 @@ GPU = Mode(
     steps=2,
     resume_completion_length=64,
     memory_overrides=["--cap_gb", "80"],
-    eval_args=["--limit", "8", "--samples", "4", "--max-new-tokens", "256"],
-    budgets={"stage": 140, "stage_vs_plain": 170, "loss_memory": 70, "evaluate": 40},
+    eval_args="--limit 8 --samples 4 --max-new-tokens 256".split(),
+    budgets={"stage": 150, "stage_vs_plain": 170, "loss_memory": 60, "evaluate": 30},
 )
 CPU = Mode(
     cpu=True,
@@ -108,24 +82,19 @@ CPU = Mode(
     completion_length=32,
     steps=2,
     resume_completion_length=16,
-    memory_overrides=[
-        "--max_completion_length",
-        "256",
-        "--use_cpu",
-        "true",
-        "--bf16",
-        "false",
-        "--dtype",
-        "float32",
-    ],
-    eval_args=["--limit", "2", "--samples", "2", "--max-new-tokens", "16"],
+    memory_overrides="--max_completion_length 256 --use_cpu true --bf16 false --dtype float32".split(),
+    eval_args="--limit 2 --samples 2 --max-new-tokens 16".split(),
     budgets={"stage": 150, "stage_vs_plain": 90, "loss_memory": 60, "evaluate": 60},
 )
-SETUP_BUDGET_S = 120  # preflight and model builds
-
-
-class PartFailed(Exception):
-    pass
+SETUP_BUDGET_S = 90  # preflight and model builds
+NOTES = [
+    "torch: see setup.preflight.figures.torch_note; every figure ran under the machine's torch",
+    "vLLM is not installed on the GPU machine (its wheel alone is over the carry limit, and it needs torch 2.13): "
+    "generation is transformers' generate everywhere here, the configs' vLLM colocate path stays unrun",
+    "data: the shipped MATH sample's level 2 (math-levels:2) instead of the hub's AM-Math level 2 (no network)",
+    "model: random weights of DeepSeek-R1-Distill-Qwen-1.5B's shape, R1's chat template, the tiny R1 tokenizer "
+    "padded to the 151,936 ids (bench/random_model.py); completions are random text, rewards near 0",
+]
 
 
 def kill_tree(pid: int) -> None:
@@ -178,7 +147,7 @@ class Check:
             log.write(text)
 
     def run(self, cmd: list[str], **env: str) -> int:
-        """Run `cmd` from the repo root; its exit code. Killed at the deadline (then PartFailed)."""
+        """Run `cmd` from the repo root; its exit code. Killed at the deadline (then TimeoutError)."""
         self.log(f"\n$ {' '.join(cmd)}\n")
         with open(self.log_path, "a") as log:
             proc = subprocess.Popen(
@@ -194,42 +163,34 @@ class Check:
             except subprocess.TimeoutExpired:
                 kill_tree(proc.pid)
                 proc.wait()
-                raise PartFailed(f"out of time: killed {' '.join(cmd[:6])} ...") from None
+                raise TimeoutError(f"out of time: killed {' '.join(cmd[:6])} ...") from None
+            finally:
+                self.save()  # the figures a part gathered so far survive a kill of the whole check
 
     def run_ok(self, cmd: list[str], **env: str) -> None:
         rc = self.run(cmd, **env)
         if rc != 0:
-            raise PartFailed(f"exit code {rc}: {' '.join(cmd)}")
-
-    def launch(self, script: str, args: list[str], out: Path, **env: str) -> int:
-        """One `accelerate launch` of `script` (one process), wrapped by bench/peak_memory.py."""
-        return self.run(
-            launch_command(
-                script,
-                args,
-                accelerate_config=self.mode.accelerate_config,
-                num_processes=1,
-                peak_dir=out / "peak",
-            ),
-            **env,
-        )
+            raise RuntimeError(f"exit code {rc}: {' '.join(cmd)}")
 
     def timed(self, section: dict, name: str, budget: float, body) -> float:
-        """Run `body()` (returns figures) under `budget` seconds into `section[name]`; the seconds left over."""
+        """Run `body(figures)` under `budget` seconds into `section[name]`; returns the seconds left over."""
         start = time.monotonic()
         self.deadline = start + budget
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        entry: dict = {"status": "failed", "seconds": None, "figures": {}, "error": None}
+        entry: dict = {"status": "running", "seconds": None, "figures": {}, "error": None}
+        section[name] = entry
+        self.save()
         try:
-            entry["figures"] = body()
+            body(entry["figures"])
             entry["status"] = "ok"
         except Exception as e:  # a part's failure is its result; the others still run
-            with open(self.log_path, errors="replace") as log:
-                log.seek(offset)
-                tail = log.read()[-2500:]
-            entry["error"] = f"{type(e).__name__}: {e}\n--- end of its log ---\n{tail}"
+            tail = (
+                self.log_path.read_bytes()[offset:][-2500:].decode(errors="replace")
+                if self.log_path.exists()
+                else ""
+            )
+            entry.update(status="failed", error=f"{type(e).__name__}: {e}\n--- end of its log ---\n{tail}")
         entry["seconds"] = round(time.monotonic() - start, 1)
-        section[name] = entry
         self.save()
         return max(0.0, self.deadline - time.monotonic())
 
@@ -304,219 +265,33 @@ def setup(check: Check) -> dict[str, Path]:
     section["install"] = os.environ.get("GPU_CHECK_INSTALL", "none (--cpu: this environment as it is)")
     preflight_json = check.work / "preflight.json"
 
-    def run_preflight() -> dict:
+    def run_preflight(figures: dict) -> None:
         check.run_ok([sys.executable, __file__, "--preflight", str(preflight_json)])
-        return json.loads(preflight_json.read_text())
+        figures.update(json.loads(preflight_json.read_text()))
 
     left = check.timed(section, "preflight", SETUP_BUDGET_S / 2, run_preflight)
     models = {"shape": check.work / f"model-{check.mode.shape}", "tiny": check.work / "model-tiny"}
-    device = "cpu" if check.mode.cpu else "cuda"
-
-    def build_models() -> dict:
-        check.run_ok(
-            [
-                sys.executable,
-                "bench/random_model.py",
-                str(models["shape"]),
-                "--shape",
-                check.mode.shape,
-                "--device",
-                device,
-            ]
-        )
-        if models["tiny"] != models["shape"]:
-            check.run_ok([sys.executable, "bench/random_model.py", str(models["tiny"]), "--shape", "tiny"])
-        config = json.loads((models["shape"] / "config.json").read_text())
-        return {
-            "shape": check.mode.shape,
-            "vocab_size": config["vocab_size"],
-            "dtype": config.get("dtype"),
-            "weights_gb": round(dir_size(models["shape"]) / 1e9, 3),
-        }
-
     if check.mode.shape == "tiny":
         models["tiny"] = models["shape"]
+    device = "cpu" if check.mode.cpu else "cuda"
+
+    def build_models(figures: dict) -> None:
+        # Seeded, so a directory a rerun finds (written whole, then renamed) is the same model: kept.
+        build = [sys.executable, "bench/random_model.py"]
+        if not models["shape"].is_dir():
+            check.run_ok([*build, str(models["shape"]), "--shape", check.mode.shape, "--device", device])
+        if not models["tiny"].is_dir():
+            check.run_ok([*build, str(models["tiny"]), "--shape", "tiny"])
+        config = json.loads((models["shape"] / "config.json").read_text())
+        figures.update(
+            shape=check.mode.shape,
+            vocab_size=config["vocab_size"],
+            dtype=config.get("dtype"),
+            weights_gb=dir_gb(models["shape"]),
+        )
+
     check.timed(section, "models", SETUP_BUDGET_S / 2 + left, build_models)
     return models
-
-
-def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-# --- the parts ---------------------------------------------------------------------------------------------------
-
-
-def stage_record(stage_dir: Path) -> dict:
-    path = stage_dir / "stage.json"
-    if not path.is_file():
-        raise PartFailed(f"{path} was not written")
-    return json.loads(path.read_text())
-
-
-def part_stage(check: Check, models: dict[str, Path]) -> dict:
-    """A sized level-2 stage trains and exports; the tiny stage resumes after a kill."""
-    from stagerl.train.checkpoints import COMPLETE_MARKER, last_complete_checkpoint
-    from stagerl.train.models import missing_parts
-
-    mode, out = check.mode, check.work / "stage"
-    args = sized_stage_args(
-        models["shape"], out, steps=mode.steps, completion_length=mode.completion_length, cpu=mode.cpu
-    )
-    start = time.monotonic()
-    if check.launch("train/grpo.py", args, out) != 0:
-        raise PartFailed("the sized stage did not finish")
-    wall = time.monotonic() - start
-    record = stage_record(out)
-    problems = missing_parts(out / "final")
-    if record["status"] != "done" or record["steps"] != mode.steps or problems:
-        raise PartFailed(
-            f"stage record {record['status']}, {record['steps']} steps; export problems: {problems}"
-        )
-    history = json.loads((out / "final" / "trainer_state.json").read_text())["log_history"]
-    figures = {
-        "wall_s": round(wall, 1),
-        **throughput(out),
-        "steps": record["steps"],
-        "grad_norm": [e["grad_norm"] for e in history if "grad_norm" in e],
-        "loss": [e["loss"] for e in history if "loss" in e],
-        "completion_mean_length": [
-            e["completions/mean_length"] for e in history if "completions/mean_length" in e
-        ],
-        "export_gb": round(dir_size(out / "final") / 1e9, 3),
-    }
-
-    resumed = check.work / "resume"
-    resume_args = [
-        *sized_stage_args(
-            models["tiny"], resumed, steps=4, completion_length=mode.resume_completion_length, cpu=mode.cpu
-        ),
-        "--save_strategy",
-        "steps",
-        "--save_steps",
-        "2",
-    ]
-    killed_rc = check.launch(
-        "train/grpo.py", resume_args, resumed, STAGERL_FAILPOINT="checkpoint-before-marker@2"
-    )
-    complete = last_complete_checkpoint(resumed)
-    if killed_rc == 0 or complete is None or Path(complete).name != "checkpoint-2":
-        raise PartFailed(
-            f"the killed stage exited {killed_rc} and left {complete} as its last complete checkpoint"
-        )
-    if (resumed / "checkpoint-4" / COMPLETE_MARKER).exists():
-        raise PartFailed("checkpoint-4 is marked complete although the stage was killed before its marker")
-    if check.launch("train/grpo.py", [*resume_args, "--resume_from_checkpoint", "latest"], resumed) != 0:
-        raise PartFailed("the resumed stage did not finish")
-    record = stage_record(resumed)
-    if record["steps"] != 4 or record["resumed_from"] != "checkpoint-2" or missing_parts(resumed / "final"):
-        raise PartFailed(f"resumed stage: {record['steps']} steps, resumed from {record['resumed_from']}")
-    figures["kill_and_resume"] = {
-        "killed_exit_code": killed_rc,
-        "resumed_from": record["resumed_from"],
-        "steps": record["steps"],
-        "checkpoint_gb": round(dir_size(Path(complete)) / 1e9, 3),
-    }
-    return figures
-
-
-def part_stage_vs_plain(check: Check, models: dict[str, Path]) -> dict:
-    """bench/gpu_stage.py at the sized settings: the stage against plain TRL, one run each."""
-    mode, result = check.mode, check.work / "bench.json"
-    check.run_ok(
-        [
-            sys.executable,
-            "bench/gpu_stage.py",
-            "--model",
-            str(models["shape"]),
-            "--accelerate-config",
-            mode.accelerate_config,
-            "--steps",
-            str(mode.steps),
-            "--completion-length",
-            str(mode.completion_length),
-            "--repeats",
-            "1",
-            "--work",
-            str(check.work / "bench"),
-            "--json",
-            str(result),
-            *(["--cpu"] if mode.cpu else []),
-        ]
-    )
-    figures = json.loads(result.read_text())["generate"]
-    figures["goal_met"] = figures["stage_over_plain"] >= 0.97
-    return figures
-
-
-def part_loss_memory(check: Check, models: dict[str, Path]) -> dict:
-    """bench/loss_memory.py: one GRPO step on 2 x 16,384 completion tokens under the cap."""
-    out = check.work / "memory"
-    args = [
-        "--config",
-        "configs/stages/level2.yaml",
-        "--model_name_or_path",
-        str(models["shape"]),
-        "--output_dir",
-        str(out),
-        "--data",
-        "math-levels:2",
-        "--use_vllm",
-        "false",
-        "--num_generations",
-        "2",
-        "--steps_per_generation",
-        "1",
-        "--gradient_accumulation_steps",
-        "1",
-        "--max_steps",
-        "1",
-        "--save_strategy",
-        "no",
-        "--result_json",
-        str(out / "memory.json"),
-        *check.mode.memory_overrides,
-    ]
-    if check.launch("bench/loss_memory.py", args, out) != 0:
-        raise PartFailed("bench/loss_memory.py did not finish")
-    return json.loads((out / "memory.json").read_text())
-
-
-def part_evaluate(check: Check, models: dict[str, Path]) -> dict:
-    """stagerl.train.evaluate with the transformers backend (no vLLM there) on the tiny R1 model."""
-    out = check.work / "eval"
-    offset = check.log_path.stat().st_size
-    check.run_ok(
-        [
-            sys.executable,
-            "-m",
-            "stagerl.train.evaluate",
-            "--model",
-            "stagerl:tiny-random-r1",
-            "--benchmarks",
-            "math500",
-            "--output",
-            str(out),
-            *check.mode.eval_args,
-        ]
-    )
-    with open(check.log_path, errors="replace") as log:
-        log.seek(offset)
-        device = "cuda" if " on cuda " in log.read() else "cpu"
-    summary = json.loads((out / "summary.json").read_text())
-    return {
-        "device": device,
-        "wall_time_s": summary["wall_time_s"],
-        "math500": summary["benchmarks"]["math500"],
-    }
-
-
-PARTS = {
-    1: ("stage", part_stage),
-    2: ("stage_vs_plain", part_stage_vs_plain),
-    3: ("loss_memory", part_loss_memory),
-    4: ("evaluate", part_evaluate),
-}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -525,6 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=os.environ.get("OUT"), help="default: $OUT")
     parser.add_argument("--work", type=Path, default=Path("/tmp/stagerl-gpu-check"))
     parser.add_argument("--parts", default="1,2,3,4", help="comma-separated part numbers")
+    parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every part's time budget")
     parser.add_argument("--preflight", type=Path, help=argparse.SUPPRESS)  # internal: write preflight() there
     args = parser.parse_args(argv)
     if args.preflight:
@@ -539,17 +315,17 @@ def main(argv: list[str] | None = None) -> dict:
     args.work.mkdir(parents=True, exist_ok=True)
     mode = CPU if args.cpu else GPU
     check = Check(mode, args.out, args.work)
-    check.result["pyproject_pins"] = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "dependencies"
-    ]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    check.result.update(notes=NOTES, pyproject_pins=pyproject["project"]["dependencies"])
     models = setup(check)
     carry = 0.0
     for number, (name, part) in PARTS.items():
         if number not in parts:
             check.result["parts"][name] = {"status": "skipped", "seconds": 0, "figures": {}, "error": None}
             continue
+        budget = mode.budgets[name] * args.budget_scale + carry
         carry = check.timed(
-            check.result["parts"], name, mode.budgets[name] + carry, lambda p=part: p(check, models)
+            check.result["parts"], name, budget, lambda figures, p=part: p(check, models, figures)
         )
     extensions = check.work / "torch_extensions"
     check.result["jit_builds"] = sorted(p.name for p in extensions.glob("*/*")) if extensions.is_dir() else []

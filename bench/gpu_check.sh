@@ -2,11 +2,13 @@
 # The prepared GPU check of issue #26 (bench/gpu_check.py says what its four parts measure).
 #
 # On a lent GPU machine, from the repo root, after `bash bench/gpu_wheels.sh` here (wheels into .whl/, ignored):
-#   device tool `run`:  command "bash bench/gpu_check.sh"   carry [".whl"]   timeout_s 480
+#   device tool `run`:  command "bash bench/gpu_check.sh"   carry [".whl"]   timeout_s 570
 # It installs the carried wheels and this checkout (no deps, no index) into /tmp/site over the machine's torch,
-# then writes $OUT/gpu_check.json and $OUT/gpu_check.log (all that comes back); models and runs go to
-# /tmp/stagerl-gpu-check. About 1 minute of setup, then the parts within their budgets (120+150+60+30 s, time left
-# over passes on): under 6 minutes in all, 8 at most. Rerun chosen parts: "bash bench/gpu_check.sh --parts 2,3".
+# then writes $OUT/gpu_check.json and $OUT/gpu_check.log (all that comes back, rewritten after every command, so
+# a killed run still returns what it measured); models and runs go to /tmp/stagerl-gpu-check. About a minute of
+# install and setup (budget 90 s), then the parts within their budgets (150+170+60+30 s; time a part leaves passes
+# on): about 6 minutes expected, 9 at most. Rerun chosen parts on the warm machine (the models are kept):
+#   "bash bench/gpu_check.sh --parts 2 --budget-scale 1.5".
 #
 # Here, the same parts at tiny shapes on the CPU (what the slow test runs; the lock is the shared-machine rule):
 #   flock /tmp/torch.lock bash bench/gpu_check.sh --cpu --out runs/gpu-check --work runs/gpu-check-work
@@ -25,6 +27,7 @@ SITE=/tmp/site
 # Python 3.11 only (its pins are tested there), hence --ignore-requires-python; .whl/build holds its build backend.
 {
   echo "$ install carried wheels and the project into $SITE"
+  ls .whl/*.whl >/dev/null || echo "error: no .whl/: run 'bash bench/gpu_wheels.sh' here first and carry .whl"
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl &&
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --find-links .whl/build \
       --ignore-requires-python --target "$SITE" .

@@ -68,7 +68,7 @@ def test_a_part_past_its_budget_is_killed_with_all_its_processes_and_the_next_pa
         f"open({str(pid_file)!r}, 'w').write(str(p.pid)); p.wait()"
     )
     parts: dict = {}
-    left = check.timed(parts, "slow", 3, lambda: check.run_ok([sys.executable, "-c", spawn]))
+    left = check.timed(parts, "slow", 3, lambda figures: check.run_ok([sys.executable, "-c", spawn]))
     assert parts["slow"]["status"] == "failed" and "out of time" in parts["slow"]["error"]
     assert 2.5 < parts["slow"]["seconds"] < 30 and left == 0
     grandchild = int(pid_file.read_text())
@@ -76,7 +76,7 @@ def test_a_part_past_its_budget_is_killed_with_all_its_processes_and_the_next_pa
     while psutil.pid_exists(grandchild) and psutil.Process(grandchild).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the part's grandchild outlived its budget"
         time.sleep(0.1)
-    check.timed(parts, "next", 10, lambda: {"ran": True})
+    check.timed(parts, "next", 10, lambda figures: figures.update(ran=True))
     assert parts["next"] == {
         "status": "ok",
         "seconds": parts["next"]["seconds"],
