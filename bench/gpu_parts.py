@@ -7,6 +7,7 @@ fills `figures` as it goes (what it measured before a failure stays in the JSON)
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,12 @@ from pathlib import Path
 from gpu_stage import launch_command, sized_stage_args, throughput
 
 LEVEL2 = "configs/stages/level2.yaml"
+
+
+def fresh(path: Path) -> Path:
+    """`path`, emptied of what an earlier run of the check left there."""
+    shutil.rmtree(path, ignore_errors=True)
+    return path
 
 
 def dir_gb(path: Path) -> float:
@@ -41,7 +48,7 @@ def stage(check, models: dict[str, Path], figures: dict) -> None:
     from stagerl.train.checkpoints import COMPLETE_MARKER, last_complete_checkpoint
     from stagerl.train.models import missing_parts
 
-    mode, out = check.mode, check.work / "stage"
+    mode, out = check.mode, fresh(check.work / "stage")
     args = sized_stage_args(
         models["shape"], out, steps=mode.steps, completion_length=mode.completion_length, cpu=mode.cpu
     )
@@ -57,7 +64,7 @@ def stage(check, models: dict[str, Path], figures: dict) -> None:
     for key in ("loss", "grad_norm", "kl", "entropy", "completions/mean_length"):
         figures[key] = [e[key] for e in history if key in e]
 
-    resumed = check.work / "resume"
+    resumed = fresh(check.work / "resume")
     args = [
         *sized_stage_args(
             models["tiny"], resumed, steps=4, completion_length=mode.resume_completion_length, cpu=mode.cpu
@@ -87,6 +94,7 @@ def stage(check, models: dict[str, Path], figures: dict) -> None:
 def stage_vs_plain(check, models: dict[str, Path], figures: dict) -> None:
     """2. bench/gpu_stage.py at the sized settings: the stage against plain TRL, one run each."""
     mode, result = check.mode, check.work / "bench.json"
+    fresh(check.work / "bench")
     check.run_ok(
         [
             sys.executable,
@@ -114,7 +122,7 @@ def stage_vs_plain(check, models: dict[str, Path], figures: dict) -> None:
 
 def loss_memory(check, models: dict[str, Path], figures: dict) -> None:
     """3. bench/loss_memory.py: one GRPO step on 2 sequences of level2.yaml's 16,384 completion tokens, capped."""
-    out = check.work / "memory"
+    out = fresh(check.work / "memory")
     args = [
         "--config",
         LEVEL2,
@@ -137,7 +145,7 @@ def loss_memory(check, models: dict[str, Path], figures: dict) -> None:
 
 def evaluate(check, models: dict[str, Path], figures: dict) -> None:
     """4. stagerl.train.evaluate with the transformers backend (vLLM is not there) on the tiny R1 model."""
-    out, offset = check.work / "eval", check.log_path.stat().st_size
+    out, offset = fresh(check.work / "eval"), check.log_path.stat().st_size
     check.run_ok(
         [
             sys.executable,

@@ -61,28 +61,16 @@ def sized_stage_args(
     Returns:
         Arguments for `train/grpo.py` or `bench/plain_trl_grpo.py`.
     """
+    sizes = (
+        f"--max_completion_length {completion_length} --max_steps {steps} --save_strategy no "
+        f"--steps_per_generation {STEPS_PER_GENERATION} --gradient_accumulation_steps {STEPS_PER_GENERATION}"
+    )
+    # The GPU machines reach no hub (data: the shipped MATH sample's level 2), and vLLM cannot travel there.
     return [
-        "--config",
-        config,
-        "--model_name_or_path",
-        str(model),
-        "--output_dir",
-        str(output_dir),
-        "--data",
-        "math-levels:2",  # the shipped MATH sample's level 2: the GPU machines reach no hub
-        "--use_vllm",
-        "false",  # vLLM cannot travel to the GPU machines (its wheel alone is over the limit)
-        "--max_completion_length",
-        str(completion_length),
-        "--max_steps",
-        str(steps),
-        "--steps_per_generation",
-        str(STEPS_PER_GENERATION),
-        "--gradient_accumulation_steps",
-        str(STEPS_PER_GENERATION),
-        "--save_strategy",
-        "no",
-        *(["--use_cpu", "true", "--bf16", "false", "--dtype", "float32"] if cpu else []),
+        *["--config", config, "--model_name_or_path", str(model), "--output_dir", str(output_dir)],
+        *["--data", "math-levels:2", "--use_vllm", "false"],
+        *sizes.split(),
+        *("--use_cpu true --bf16 false --dtype float32".split() if cpu else []),
     ]
 
 
@@ -96,28 +84,15 @@ def launch_command(
     script: str, script_args: list[str], *, accelerate_config: str, num_processes: int, peak_dir: Path
 ) -> list[str]:
     """`accelerate launch` of `script` wrapped by `bench/peak_memory.py` (peak GPU memory per rank in `peak_dir`)."""
-    return [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        accelerate_config,
-        "--num_processes",
-        str(num_processes),
-        "--main_process_port",
-        str(free_port()),
-        "bench/peak_memory.py",
-        str(peak_dir),
-        script,
-        *script_args,
-    ]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", accelerate_config]
+    ports = ["--num_processes", str(num_processes), "--main_process_port", str(free_port())]
+    return [*launcher, *ports, "bench/peak_memory.py", str(peak_dir), script, *script_args]
 
 
 def throughput(output_dir: Path) -> dict:
     """Tokens per second of a finished run (its trainer state) and the peak GPU memory of its busiest rank."""
-    final = (
-        output_dir / "final" if (output_dir / "final").is_dir() else output_dir
-    )  # stage export or plain dir
+    final = output_dir / "final"  # the stage's export; the plain script saves into its output_dir
+    final = final if final.is_dir() else output_dir
     state = json.loads((final / "trainer_state.json").read_text())
     tokens = max(e["num_tokens"] for e in state["log_history"] if "num_tokens" in e)
     runtime = next(e["train_runtime"] for e in state["log_history"] if "train_runtime" in e)
