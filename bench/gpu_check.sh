@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The prepared GPU check of issue #26 (bench/gpu_check.py says what its four parts measure).
 #
-# On a lent GPU machine, from the repo root, after `bash bench/gpu_wheels.sh` here (wheels into .whl/, ignored):
-#   device tool `run`:  command "bash bench/gpu_check.sh"   carry [".whl"]   timeout_s 570
-# It installs the carried wheels and this checkout (no deps, no index) into /tmp/site over the machine's torch,
-# then writes $OUT/gpu_check.json and $OUT/gpu_check.log (all that comes back, rewritten after every command, so
-# a killed run still returns what it measured); models and runs go to /tmp/stagerl-gpu-check. About a minute of
-# install and setup (budget 90 s), then the parts within their budgets (150+170+60+30 s; time a part leaves passes
-# on): about 6 minutes expected, 9 at most. Rerun chosen parts on the warm machine (the models are kept):
-#   "bash bench/gpu_check.sh --parts 2 --budget-scale 1.5".
+# On a lent GPU machine, from the repo root. First, here: `bash bench/gpu_wheels.sh` (wheels into .whl/, ignored by
+# git, 22 MiB). Then the device tool, in one call:
+#   run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=570)
+# It installs the carried wheels and this checkout (no deps, no index) into /tmp/site over the machine's torch and
+# writes $OUT/gpu_check.json and $OUT/gpu_check.log: all that comes back, rewritten after every command, so a run
+# killed at timeout_s still returns what it measured. Models and runs go to /tmp/stagerl-gpu-check (~15 GB).
+# About a minute of install and setup (budget 90 s), then the parts within their budgets (150+170+60+30 s; time a
+# part leaves passes on): about 6 minutes by estimate (never timed on a GPU), 9 at most. Then give the machine
+# back, or rerun chosen parts
+# at once on the warm machine (its models are kept), e.g.:
+#   run(command="bash bench/gpu_check.sh --parts 2 --budget-scale 1.5", carry=[".whl"], timeout_s=400)
 #
 # Here, the same parts at tiny shapes on the CPU (what the slow test runs; the lock is the shared-machine rule):
 #   flock /tmp/torch.lock bash bench/gpu_check.sh --cpu --out runs/gpu-check --work runs/gpu-check-work
