@@ -28,12 +28,17 @@ SITE=/tmp/site
 # The machine's python3 is 3.12 and has torch 2.11, transformers 5.17, accelerate 1.15: the wheels bring our pins of
 # what it lacks or has at another version (bench/gpu_wheels.sh). --no-deps: its torch stays. The project declares
 # Python 3.11 only (its pins are tested there), hence --ignore-requires-python; .whl/build holds its build backend.
+# The tree holds a committed setuptools build/ folder, whose files setuptools would install instead of the sources
+# wherever they look newer: the project is built in a folder of its own (setuptools reads DIST_EXTRA_CONFIG).
+BUILD_CFG=/tmp/stagerl-build.cfg
+rm -rf /tmp/stagerl-build  # an earlier run's copies (setuptools keeps a copy that looks newer than its source)
+printf '[build]\nbuild_base = /tmp/stagerl-build\n' >"$BUILD_CFG"
 {
   echo "$ install carried wheels and the project into $SITE"
   ls .whl/*.whl >/dev/null || echo "error: no .whl/: run 'bash bench/gpu_wheels.sh' here first and carry .whl"
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl &&
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --find-links .whl/build \
-      --ignore-requires-python --target "$SITE" .
+    DIST_EXTRA_CONFIG="$BUILD_CFG" python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+      --upgrade --find-links .whl/build --ignore-requires-python --target "$SITE" .
 } >>"$OUT/gpu_check.log" 2>&1
 status=$?
 export GPU_CHECK_INSTALL="exit $status: $(ls .whl/*.whl 2>/dev/null | wc -l) wheels and the project into $SITE"
