@@ -13,8 +13,9 @@ random tokens with no end token: generation is replaced through TRL's `rollout_f
 generates and sleeps (frees its memory) while training runs. With `--cap_gb`, the process may allocate at most
 that much GPU memory (`torch.cuda.set_per_process_memory_fraction`), so an H200 answers for an 80 GB card.
 
-One process under ZeRO-2 holds the whole optimizer state (fp32 master weights and Adam moments); the configs'
-8 processes hold an eighth of it each, so a fit here is a fit there, with room to spare. Written to
+One process under ZeRO-2 holds the whole optimizer state and gradients (fp32 master weights, Adam moments); the
+configs' 8 processes hold an eighth of them each and the same weights and activations, so each needs less than
+this one process. Written to
 `--result_json` (main process): the peak memory allocated, the memory held when the step began (weights,
 reference model, optimizer state), whether the step ran out of memory under the cap, and the loss terms TRL
 logged. On a CPU the same step runs without a cap (memory figures are null): a check of the harness.
