@@ -1,21 +1,23 @@
 """The baseline of bench/stage_overhead.py: a plain TRL GRPO script, the way TRL's own `grpo.py` runs one.
 
-Same model, rows, reward function and GRPO settings as the stage it is compared with; none of the stage's
-machinery (config checks, per-problem stats, checkpoint markers, atomic export, stage record).
+Same model, rows, reward functions (with the stage's settings: `build_rewards` gives accuracy the
+`max_completion_length`, so neither side credits a cut-off completion's fallback answer) and GRPO settings as the
+stage it is compared with; none of the stage's machinery (config checks, per-problem stats, checkpoint markers,
+atomic export, stage record).
 """
 
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, TrlParser
 
 from stagerl.data.sources import load_stage_data
-from stagerl.rewards.registry import build_reward_funcs
 from stagerl.train.config import StageArguments
+from stagerl.train.grpo import build_rewards
 from stagerl.train.models import resolve_model
 
 if __name__ == "__main__":
     stage, args, model = TrlParser((StageArguments, GRPOConfig, ModelConfig)).parse_args_and_config()
     dataset = load_stage_data(stage.data, seed=args.seed, prompt_template=stage.prompt_template)
     args.model_init_kwargs = {"dtype": model.dtype or "float32"}
-    trainer = GRPOTrainer(model=resolve_model(model.model_name_or_path), reward_funcs=build_reward_funcs(stage.reward_funcs),
+    trainer = GRPOTrainer(model=resolve_model(model.model_name_or_path), reward_funcs=build_rewards(stage, args),
                           args=args, train_dataset=dataset)  # fmt: skip
     trainer.train()
     trainer.save_model(args.output_dir)
