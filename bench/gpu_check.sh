@@ -28,8 +28,8 @@ SITE=/tmp/site
 # The machine's python3 is 3.12 and has torch 2.11, transformers 5.17, accelerate 1.15: the wheels bring our pins of
 # what it lacks or has at another version (bench/gpu_wheels.sh). --no-deps: its torch stays. The project declares
 # Python 3.11 only (its pins are tested there), hence --ignore-requires-python; .whl/build holds its build backend.
-# The tree holds a committed setuptools build/ folder, whose files setuptools would install instead of the sources
-# wherever they look newer: the project is built in a folder of its own (setuptools reads DIST_EXTRA_CONFIG).
+# A setuptools build/ folder left in the tree (an earlier `pip wheel .`) would be installed instead of the sources
+# wherever its files look newer: the project is built in a folder of its own (setuptools reads DIST_EXTRA_CONFIG).
 BUILD_CFG=/tmp/stagerl-build.cfg
 rm -rf /tmp/stagerl-build  # an earlier run's copies (setuptools keeps a copy that looks newer than its source)
 printf '[build]\nbuild_base = /tmp/stagerl-build\n' >"$BUILD_CFG"

@@ -232,17 +232,10 @@ class StageArguments:
             raise ValueError(f"dynamic_sampling_max_rounds={self.dynamic_sampling_max_rounds} must be >= 1")
         if not self.reward_funcs:
             raise ValueError("reward_funcs is empty: name at least one reward")
-        if self.select_prompts and "accuracy" not in self.reward_funcs:
-            raise ValueError(f"select_prompts needs the accuracy reward in reward_funcs={self.reward_funcs}")
         if not 0 < self.select_target_zero_variance < 1 or not 0 < self.select_initial_p < 1:
             raise ValueError(
                 f"select_target_zero_variance={self.select_target_zero_variance} and "
                 f"select_initial_p={self.select_initial_p} must be in (0, 1)"
-            )
-        advancing = self.advance_reward_threshold is not None or self.advance_plateau_delta is not None
-        if advancing and "accuracy" not in self.reward_funcs:
-            raise ValueError(
-                f"advance_* rules read the accuracy reward, which reward_funcs={self.reward_funcs} lacks"
             )
         if self.mix_stopping not in MIX_STOPPING:
             raise ValueError(f"mix_stopping={self.mix_stopping!r}: valid values are {list(MIX_STOPPING)}")

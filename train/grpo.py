@@ -68,9 +68,9 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
     """Checks across our fields and TRL's, before any model loads: rewards exist, checkpoints fall between
     generation blocks, prompt selection needs the dataloader in this process, and vLLM must be installed (with
     a GPU for colocate)."""
-    from stagerl.train.stage_rewards import check_reward_names
+    from stagerl.train.stage_rewards import check_rewards
 
-    check_reward_names(stage_args.reward_funcs)
+    check_rewards(stage_args, training_args)
     check_generation_blocks(training_args)
     sampling = stage_args.select_prompts or stage_args.dynamic_sampling
     if sampling and training_args.dataloader_num_workers:

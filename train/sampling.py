@@ -10,7 +10,7 @@ third of `select_target_zero_variance` for all-right groups, two thirds for all-
 splits it), else up by 0.01, within [0.05, 0.95]. As in the reference, `p` adapts only once problems have
 history: from the start when earlier stages' statistics seed it, else from the second pass. A skipped problem
 waits for the next pass; batches stay full. Dynamic sampling asks the same sampler for more prompts
-(`refill`), which continue the same passes.
+(`refill`), which continue the same passes and are decided from every block scored before.
 
 How it hooks into TRL (public surface only): `TrlSampler` takes the place of TRL's `RepeatSampler` (same repeat
 structure) through the trainer's `_get_train_sampler`; the trainer feeds every generation block's groups to
@@ -177,7 +177,9 @@ class PromptSampler:
 
     def refill(self, size: int, taken: set[str]) -> tuple[list[int], int]:
         """`size` more rows for the batch being generated, none of whose problems are in `taken` (the batch's);
-        with the candidates skipped for them. Decided from the same history as the batch itself."""
+        with the candidates skipped for them. Decided from every block scored before this one: when a refill is
+        asked for, the blocks before the one being generated are all in, whoever prefetched what."""
+        self.fold_until(self.blocks_observed + self.lag - 1)
         chosen, skipped = self._take(size, set(taken))
         self.refills_skipped += skipped
         return chosen, skipped

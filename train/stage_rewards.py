@@ -18,12 +18,20 @@ import logging
 logger = logging.getLogger(__name__)
 
 
-def check_reward_names(names: list[str]) -> None:
-    """Fail (ValueError listing the valid names) on a reward that does not exist, before any loading."""
-    from stagerl.rewards.registry import lookup
-
-    for name in names:
-        lookup(name)
+def check_rewards(stage_args, training_args) -> None:
+    """Fail before any loading on a reward that does not exist (ValueError listing the valid names), and on
+    rules that read the accuracy reward without one: prompt selection tells all-right from all-wrong groups by
+    it, early advance averages it. It is the reward whose function is named `accuracy` (the registry's, or a
+    stand-in of the user's so named)."""
+    funcs, _ = build_rewards(stage_args, training_args, think_open=False)  # cheap: pools start on first use
+    if "accuracy" in (f.__name__ for f in funcs):
+        return
+    readers = [f for f in ("select_prompts", "advance_reward_threshold", "advance_plateau_delta")
+               if getattr(stage_args, f) not in (None, False)]  # fmt: skip
+    if readers:
+        raise ValueError(
+            f"{', '.join(readers)} read the accuracy reward, which reward_funcs={stage_args.reward_funcs} lacks"
+        )
 
 
 def reasoning_block(model_path: str, stage_args, training_args, model_args) -> dict:

@@ -37,7 +37,16 @@ def run(*overrides):
         (["--problem_stats", "/nonexistent/problems.jsonl"], FileNotFoundError, "problems.jsonl"),
         (["--drop_solved", "true"], ValueError, "drop_solved: true needs problem_stats"),
         (["--decontaminate", "math5000"], ValueError, "math5000"),
-        (["--advance_reward_threshold", "0.5", "--reward_funcs", "format"], ValueError, "advance_*"),
+        (
+            ["--advance_reward_threshold", "0.5", "--reward_funcs", "format"],
+            ValueError,
+            "advance_reward_threshold read the accuracy",
+        ),
+        (
+            ["--select_prompts", "true", "--reward_funcs", "overlong"],
+            ValueError,
+            "select_prompts read the accuracy",
+        ),
         # A checkpoint inside a generation block would be resumed by regenerating the rest of the block.
         (
             ["--steps_per_generation", "2", "--save_steps", "1"],
