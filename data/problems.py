@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PROBLEM_STATS = "problems.jsonl"
+PRIOR_STRENGTH = 8  # the samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals)
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,41 @@ class ProblemTable:
             for pid, record in later.records.items():
                 table.records[pid] = table.get(pid).then(record)
         return table
+
+
+def labelled_pass_rate(row: dict) -> float | None:
+    """The pass rate a row was labelled with, if any: its `pass_rate` (in [0, 1]), else its `difficulty` on
+    the 0-10 scale of `../shared/data/difficulty_signals/` (`int((1 - pass rate) * 10)`, read back as the
+    middle of its bucket), else None.
+
+    >>> labelled_pass_rate({"pass_rate": 0.25}), labelled_pass_rate({"difficulty": 0}), labelled_pass_rate({})
+    (0.25, 0.95, None)
+    """
+    rate = row.get("pass_rate")
+    if rate is not None:
+        return min(1.0, max(0.0, float(rate)))
+    difficulty = row.get("difficulty")
+    if isinstance(difficulty, int | float) and 0 <= difficulty <= 10:
+        return min(1.0, max(0.0, 1 - (difficulty + 0.5) / 10))
+    return None
+
+
+def posterior(record: ProblemRecord, pass_rate: float | None, strength: float = PRIOR_STRENGTH) -> tuple[float, float]:
+    """A problem's Beta posterior over its pass rate: Beta(1, 1), plus its labelled pass rate counted as
+    `strength` samples, plus every graded attempt so far (this stage's and its ancestors').
+
+    >>> posterior(ProblemRecord(attempts=4, successes=1), pass_rate=0.5, strength=2)
+    (3.0, 5.0)
+    """
+    prior_right = 0.0 if pass_rate is None else pass_rate * strength
+    prior_wrong = 0.0 if pass_rate is None else (1 - pass_rate) * strength
+    return 1 + prior_right + record.successes, 1 + prior_wrong + record.attempts - record.successes
+
+
+def expected_learnability(a: float, b: float) -> float:
+    """E[p (1 - p)] for p ~ Beta(a, b): how much a GRPO group of the problem is expected to vary.
+
+    >>> round(expected_learnability(1, 1), 4), round(expected_learnability(100, 1), 4)
+    (0.1667, 0.0097)
+    """
+    return a * b / ((a + b) * (a + b + 1))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stagerl.data.layouts import describe_fields, find_layout, schema_fields
+from stagerl.data.problems import labelled_pass_rate
 from stagerl.data.prompts import R1_INSTRUCTION, chat_prompt
 
 logger = logging.getLogger(__name__)
@@ -360,7 +361,8 @@ def load_component(
     prompt_template: str = R1_INSTRUCTION,
     system_prompt: str | None = None,
 ):
-    """Load one component as rows `{"prompt", "answer", "id", "level"}` (prompt is a chat message list).
+    """Load one component as rows `{"prompt", "answer", "id", "level", "pass_rate"}` (prompt is a chat message
+    list; pass_rate the row's labelled pass rate or None, see `stagerl.data.problems.labelled_pass_rate`).
 
     Logs the source's fields (their names and types) and the layout found in them.
 
@@ -394,6 +396,7 @@ def load_component(
             "answer": answer,
             "id": str(row["id"]) if has_id else problem_id(question),
             "level": int(level),
+            "pass_rate": labelled_pass_rate(row),
         }
 
     return ds.map(to_row, with_indices=True, remove_columns=ds.column_names, features=_row_features())
@@ -419,7 +422,13 @@ def _row_features():
 
     message = {"role": Value("string"), "content": Value("string")}
     return Features(
-        {"prompt": List(message), "answer": Value("string"), "id": Value("string"), "level": Value("int64")}
+        {
+            "prompt": List(message),
+            "answer": Value("string"),
+            "id": Value("string"),
+            "level": Value("int64"),
+            "pass_rate": Value("float64"),  # a labelled pass rate, or None (`stagerl.data.problems`)
+        }
     )
 
 

@@ -1,4 +1,5 @@
-"""The stage's early-advance rule, a `TrainerCallback` fed the accuracy of every generated group.
+"""The stage's early end, a `TrainerCallback` fed the accuracy of every generated group: the accuracy rules of
+early advance, and the completion-token budget.
 
 It has `checkpoint_files()` / `load_checkpoint()`, through which `stagerl.train.checkpoints.StageCheckpoint`
 saves it with every checkpoint and a resumed stage reads it back.
@@ -47,9 +48,11 @@ class EarlyAdvance(TrainerCallback):
     one that had already advanced trains no further.
     """
 
-    def __init__(self, threshold: float | None, plateau_delta: float | None, window: int, min_steps: int):
+    def __init__(self, threshold: float | None, plateau_delta: float | None, window: int, min_steps: int,
+                 token_budget: int | None = None, counts=None):  # fmt: skip
         self.threshold, self.plateau_delta = threshold, plateau_delta
         self.window, self.min_steps = window, min_steps
+        self.token_budget, self.counts = token_budget, counts  # `stop_at_completion_tokens`, GenerationCounts
         self.history: list[float] = []  # the accuracy mean of each optimizer step so far
         self.pending = [0.0, 0]  # sum and count of the accuracy scores generated since the last step ended
         self.reason: str | None = None
@@ -75,8 +78,22 @@ class EarlyAdvance(TrainerCallback):
             self.pending = [0.0, 0]
         elif self.history:  # this step trained on the previous step's generation
             self.history.append(self.history[-1])
-        if state.global_step < self.min_steps or not block_boundary(args, state.global_step):
+        if not block_boundary(args, state.global_step):
             return
+        generated = self.counts.total["completion_tokens"] if self.counts is not None else 0
+        if self.token_budget is not None and generated >= self.token_budget:
+            self.reason = f"completion-token budget: {generated} generated >= {self.token_budget} at step {state.global_step}"
+        elif state.global_step < self.min_steps:
+            return
+        else:
+            self._rules(state)
+        if self.reason:
+            logger.info("Early advance: %s", self.reason)
+            control.should_training_stop = True
+            control.should_save = True
+
+    def _rules(self, state) -> None:
+        """The accuracy rules: threshold, then plateau."""
         if len(self.history) < self.window:
             return
         avg = sum(self.history[-self.window :]) / self.window
@@ -92,7 +109,3 @@ class EarlyAdvance(TrainerCallback):
                     f"plateau: accuracy over the last {self.window} steps gained {gain:.3f} < "
                     f"{self.plateau_delta}, at step {state.global_step}"
                 )
-        if self.reason:
-            logger.info("Early advance: %s", self.reason)
-            control.should_training_stop = True
-            control.should_save = True

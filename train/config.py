@@ -162,6 +162,18 @@ class StageArguments:
             "fractions); batches stay full. Seeded by problem_stats. See train/sampling.py."
         },
     )
+    learnability_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "Draw problems with probability proportional to E[p (1 - p)] under each problem's Beta posterior "
+            "over its pass rate: prior from the rows' labelled pass rates (a pass_rate or difficulty column) and "
+            "earlier stages' problem_stats, updated with every graded group. See train/sampling.py."
+        },
+    )
+    learnability_prior_strength: float = field(
+        default=8.0,
+        metadata={"help": "How many graded samples a row's labelled pass rate counts as in its prior."},
+    )
     select_target_zero_variance: float = field(
         default=0.25,
         metadata={
@@ -172,6 +184,14 @@ class StageArguments:
     select_initial_p: float = field(
         default=0.5,
         metadata={"help": "GRESO's starting exploration probability p, for both sides."},
+    )
+    stop_at_completion_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "End the stage once it has generated this many completion tokens (every round counted): arms "
+            "of a study compared at equal cost. Decided at the end of a generation block, recorded as the "
+            "stage's end."
+        },
     )
     # --- advancing ---
     advance_reward_threshold: float | None = field(
@@ -228,6 +248,12 @@ class StageArguments:
                 raise FileNotFoundError(f"problem_stats: file {path} does not exist")
         if self.drop_solved and not self.problem_stats:
             raise ValueError("drop_solved: true needs problem_stats (earlier stages' problems.jsonl)")
+        if self.select_prompts and self.learnability_sampling:
+            raise ValueError(
+                "select_prompts and learnability_sampling are two ways to choose prompts: set one"
+            )
+        if self.stop_at_completion_tokens is not None and self.stop_at_completion_tokens < 1:
+            raise ValueError(f"stop_at_completion_tokens={self.stop_at_completion_tokens} must be >= 1")
         if self.dynamic_sampling_max_rounds < 1:
             raise ValueError(f"dynamic_sampling_max_rounds={self.dynamic_sampling_max_rounds} must be >= 1")
         if not self.reward_funcs:

@@ -221,8 +221,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     stage_dir = Path(training_args.output_dir)
     stats, counts = ProblemStats(), GenerationCounts()
     early = EarlyAdvance(stage_args.advance_reward_threshold, stage_args.advance_plateau_delta,
-                         stage_args.advance_window, stage_args.advance_min_steps)  # fmt: skip
-    sampler = build_sampler(stage_args, training_args, dataset["id"])
+                         stage_args.advance_window, stage_args.advance_min_steps,
+                         stage_args.stop_at_completion_tokens, counts)  # fmt: skip
+    sampler = build_sampler(stage_args, training_args, dataset)
     parts = [p for p in (stats, early, counts, sampler) if p is not None]
     checkpoints = StageCheckpoint(parts, keep=training_args.save_total_limit)
     trained = False  # the resumed checkpoint is already the end of the stage

@@ -1,5 +1,5 @@
 """Which prompts a generation batch holds: passes over the rows in a seeded order, GRESO's selection before
-generation, and the refills of dynamic sampling.
+generation, learnability sampling, and the refills of dynamic sampling.
 
 `PromptSampler` walks the rows pass after pass (a new seeded order each pass, `shuffle_dataset`) and hands out
 batches of distinct problems. With `select_prompts` it applies GRESO (arXiv 2506.02177, reference code
@@ -11,6 +11,11 @@ splits it), else up by 0.01, within [0.05, 0.95]. As in the reference, `p` adapt
 history: from the start when earlier stages' statistics seed it, else from the second pass. A skipped problem
 waits for the next pass; batches stay full. Dynamic sampling asks the same sampler for more prompts
 (`refill`), which continue the same passes and are decided from every block scored before.
+
+With `learnability_sampling` there are no passes: each batch draws problems without replacement with
+probability proportional to their expected learnability (`Learnability`), from Beta posteriors seeded by the
+rows' labelled pass rates and the earlier stages' attempts and updated with every group this stage grades
+(folded with the same lag as below); each draw's coins are hashes too.
 
 How it hooks into TRL (public surface only): `TrlSampler` takes the place of TRL's `RepeatSampler` (same repeat
 structure) through the trainer's `_get_train_sampler`; the trainer feeds every generation block's groups to
@@ -29,13 +34,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from dataclasses import asdict
 from pathlib import Path
 
 from torch.utils.data import Sampler
 
-from stagerl.data.problems import Group, ProblemRecord, ProblemTable
+from stagerl.data.problems import (
+    PRIOR_STRENGTH,
+    Group,
+    ProblemRecord,
+    ProblemTable,
+    expected_learnability,
+    posterior,
+)
 from stagerl.train.checkpoints import read_checkpoint_file
 from stagerl.train.distributed import gather
 
@@ -82,6 +95,24 @@ class Greso:
             self.p[side] = round(min(P_MAX, max(P_MIN, self.p[side] + step)), 6)
 
 
+class Learnability:
+    """Draw problems with probability proportional to their expected learnability, E[p (1 - p)] under each
+    problem's Beta posterior over its pass rate p (`stagerl.data.problems.posterior`: its labelled pass rate as a
+    prior, then every attempt graded in earlier stages and in this one). A problem the model always or never
+    solves gives zero-advantage groups; one it solves half the time teaches most.
+
+    Args:
+        pass_rates: each problem's labelled pass rate, by id (None where the data has none).
+        strength: how many samples a labelled pass rate counts as.
+    """
+
+    def __init__(self, pass_rates: dict[str, float | None], strength: float = PRIOR_STRENGTH):
+        self.pass_rates, self.strength = pass_rates, strength
+
+    def weight(self, problem_id: str, record: ProblemRecord) -> float:
+        return expected_learnability(*posterior(record, self.pass_rates.get(problem_id), self.strength))
+
+
 class PromptSampler:
     """The problems of each generation batch, and refills (see the module docstring).
 
@@ -91,7 +122,9 @@ class PromptSampler:
         lag: batches between one being scored and its groups informing a draw (see `selection_lag`).
         shuffle: a new order each pass (`GRPOConfig.shuffle_dataset`), else the rows' order.
         greso: GRESO's selection, or None to keep every problem.
-        history: per-problem statistics of earlier stages (their streaks seed GRESO).
+        history: per-problem statistics of earlier stages (their streaks seed GRESO, their attempts the
+            learnability posteriors).
+        learnability: draw by learnability instead of walking passes (`Learnability`).
     """
 
     def __init__(
@@ -102,8 +135,17 @@ class PromptSampler:
         shuffle: bool = True,
         greso: Greso | None = None,
         history: ProblemTable | None = None,
+        learnability: Learnability | None = None,
     ):
+        if greso is not None and learnability is not None:
+            raise ValueError(
+                "select_prompts and learnability_sampling are two ways to choose prompts: pick one"
+            )
         self.ids, self.seed, self.lag, self.shuffle, self.greso = ids, seed, lag, shuffle, greso
+        self.learnability = learnability
+        self.first_rows = list(
+            {pid: row for row, pid in reversed(list(enumerate(ids)))}.items()
+        )  # problem -> row
         self.problems = len(set(ids))
         self.seen = history or ProblemTable()  # what draws are decided from: history, then folded batches
         self.adapting = bool(self.seen.records)  # GRESO adapts p once problems have history
@@ -114,6 +156,8 @@ class PromptSampler:
         self.batches = 0  # batches drawn in this stage
         self.skipped_at: list[int] = []  # candidates GRESO skipped while drawing each batch of this stage
         self.refills_skipped = 0  # and while refilling
+        self.draws = 0  # weighted draws made (learnability): each its own coins
+        self.drawn_learnability: list[float] = []  # mean expected learnability of each batch's problems
 
     # -- drawing ---------------------------------------------------------------------------------------------
     def order(self) -> list[int]:
@@ -139,10 +183,32 @@ class PromptSampler:
                 self.greso.adapt(groups)
             self.folded += 1
 
+    def _take_weighted(self, size: int, taken: set[str]) -> list[int]:
+        """`size` problems not in `taken`, drawn without replacement with probability proportional to their
+        learnability (Efraimidis and Spirakis: the largest u ** (1 / w), u a coin per problem and draw)."""
+        candidates = [(pid, row) for pid, row in self.first_rows if pid not in taken]
+        if len(candidates) < size:
+            raise ValueError(f"asked for {size} more prompts, but only {len(candidates)} problems are left")
+        weights = {pid: self.learnability.weight(pid, self.seen.get(pid)) for pid, _ in candidates}
+        keys = [
+            (
+                math.log(max(coin(self.seed, -1 - self.draws, row), 1e-300)) / max(weights[pid], 1e-12),
+                row,
+                pid,
+            )
+            for pid, row in candidates
+        ]
+        self.draws += 1
+        chosen = sorted(keys, reverse=True)[:size]
+        self.drawn_learnability.append(sum(weights[pid] for _, _, pid in chosen) / size)
+        return [row for _, row, _ in chosen]
+
     def _take(self, size: int, taken: set[str]) -> tuple[list[int], int]:
         """The next `size` rows of the passes whose problems are not in `taken` and survive selection; with the
         number of candidates selection skipped. A pass that runs out goes on into the next, in a new order,
         where skipped problems get their next chance; a problem already in the batch is passed over."""
+        if self.learnability is not None:
+            return self._take_weighted(size, taken), 0
         order = self.order()
         chosen, skipped = [], 0
         while len(chosen) < size:
@@ -198,13 +264,15 @@ class PromptSampler:
         """What `stage.json` records of the sampler."""
         return {
             "select_prompts": self.greso is not None,
+            "learnability_sampling": self.learnability is not None,
             "greso_p": self.greso.p if self.greso else None,
             "passes_started": self.data_pass + 1,
             "batches": self.batches,
         }
 
     # -- checkpoints -----------------------------------------------------------------------------------------
-    STATE = ("adapting", "folded", "data_pass", "cursor", "drawn", "batches", "skipped_at", "refills_skipped")
+    STATE = ("adapting", "folded", "data_pass", "cursor", "drawn", "batches", "skipped_at", "refills_skipped", "draws",
+             "drawn_learnability")  # fmt: skip
 
     def checkpoint_files(self) -> dict[str, str]:
         drawn = gather(self.drawn)  # every rank must have drawn the same batches
@@ -276,17 +344,26 @@ def sampler_seed(args) -> int:
     return args.data_seed if args.data_seed is not None else args.seed
 
 
-def build_sampler(stage_args, training_args, ids: list[str]) -> PromptSampler | None:
-    """The stage's `PromptSampler` when it selects prompts or samples dynamically, else None (TRL's own)."""
-    if not (stage_args.select_prompts or stage_args.dynamic_sampling):
+def build_sampler(stage_args, training_args, dataset) -> PromptSampler | None:
+    """The stage's `PromptSampler` when it selects prompts, samples by learnability or samples dynamically,
+    else None (TRL's own sampler)."""
+    if not (stage_args.select_prompts or stage_args.dynamic_sampling or stage_args.learnability_sampling):
         return None
-    greso = history = None
+    greso = learnability = None
     if stage_args.select_prompts:
         greso = Greso(stage_args.select_target_zero_variance, stage_args.select_initial_p)
-        history = ProblemTable.read(stage_args.problem_stats)
+    if stage_args.learnability_sampling:
+        rates = dataset["pass_rate"] if "pass_rate" in dataset.column_names else [None] * len(dataset)
+        learnability = Learnability(
+            dict(zip(dataset["id"], rates, strict=True)), stage_args.learnability_prior_strength
+        )
+    history = ProblemTable.read(stage_args.problem_stats) if greso or learnability else None
     lag = selection_lag(
         training_args.gradient_accumulation_steps,
         training_args.steps_per_generation,
         training_args.num_iterations,
     )
-    return PromptSampler(ids, sampler_seed(training_args), lag, training_args.shuffle_dataset, greso, history)
+    ids = dataset["id"]
+    return PromptSampler(
+        ids, sampler_seed(training_args), lag, training_args.shuffle_dataset, greso, history, learnability
+    )

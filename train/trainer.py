@@ -64,6 +64,7 @@ class StageTrainer(GRPOTrainer):
         self.prompt_sampler, self.observers, self.counts = sampler, list(observers), counts
         self.dynamic_sampling, self.max_rounds = dynamic_sampling, max_rounds
         self._round: Round | None = None
+        self._draws_logged = len(sampler.drawn_learnability) if sampler is not None else 0
         super().__init__(*args, **kwargs)
 
     # -- prompts ---------------------------------------------------------------------------------------------
@@ -200,6 +201,12 @@ class StageTrainer(GRPOTrainer):
             self.counts.add(block)
         for key, value in block.items():
             self._metrics["train"][f"generation/{key}"].append(value)
+        draws = self.prompt_sampler.drawn_learnability[self._draws_logged :] if self.prompt_sampler else []
+        if (
+            draws
+        ):  # learnability sampling: how learnable the problems drawn since the last block were expected to be
+            self._metrics["train"]["sampler/drawn_learnability"].append(sum(draws) / len(draws))
+            self._draws_logged += len(draws)
 
 
 def merge_rows(parts: list[tuple[dict, list[int]]], pad_token_id: int) -> dict:

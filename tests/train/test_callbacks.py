@@ -75,3 +75,17 @@ def test_history_survives_a_checkpoint(tmp_path):
         resumed.observe([Group("p", (1.0,), zero_variance=True)])
         resumed.on_step_end(args(), state, control)
     assert control.should_training_stop and resumed.history == [0.5, 0.5, 1.0, 1.0]
+
+
+def test_a_completion_token_budget_ends_the_stage_at_a_block_end():
+    counts = SimpleNamespace(total={"completion_tokens": 0})
+    early = EarlyAdvance(None, None, window=1, min_steps=0, token_budget=100, counts=counts)
+    state, control = SimpleNamespace(global_step=0), TrainerControl()
+    block = args(accumulation=1, per_generation=2)  # a generation every 2 steps
+    for step in range(1, 7):
+        state.global_step = step
+        counts.total["completion_tokens"] += 40 if step % 2 else 0  # generated at the block's first step
+        early.on_step_end(block, state, control)
+        if control.should_training_stop:
+            break
+    assert step == 6 and early.reason.startswith("completion-token budget: 120 generated >= 100")

@@ -5,11 +5,11 @@ from collections import Counter
 import pytest
 
 from stagerl.data.problems import Group, ProblemRecord, ProblemTable
-from stagerl.train.sampling import MIN_KEEP, P_MAX, P_MIN, Greso, PromptSampler, TrlSampler
+from stagerl.train.sampling import MIN_KEEP, P_MAX, P_MIN, Greso, Learnability, PromptSampler, TrlSampler
 
 
-def sampler(ids, lag=1, greso=None, history=None, seed=0):
-    return PromptSampler(ids, seed=seed, lag=lag, greso=greso, history=history)
+def sampler(ids, lag=1, greso=None, history=None, seed=0, learnability=None):
+    return PromptSampler(ids, seed=seed, lag=lag, greso=greso, history=history, learnability=learnability)
 
 
 def test_a_batch_never_holds_a_problem_twice_across_a_pass_boundary():
@@ -111,3 +111,46 @@ def test_trl_sampler_repeats_like_trls_and_replays_the_epoch():
     assert first[:4] == [first[0]] * 2 + [first[2]] * 2 and first[:4] * 3 == first[:12]
     s.drawn = s.drawn[:2]  # resumed mid-epoch: the drawn batches come back first, unchanged
     assert list(trl)[:24] == first[:24]
+
+
+def test_learnability_draws_the_problems_the_model_half_solves():
+    """Priors from labelled pass rates (8 samples strong): problems at 0.5 are drawn about 2.8 times as often as
+    those at 0 or 1."""
+    ids = [f"p{i}" for i in range(30)]
+    rates = {pid: (0.5 if i < 10 else 1.0 if i < 20 else 0.0) for i, pid in enumerate(ids)}
+    s = sampler(ids, lag=10**6, learnability=Learnability(rates))
+    drawn = Counter(s.ids[r] for _ in range(100) for r in s.draw(4))
+    per_half, per_extreme = sum(drawn[i] for i in ids[:10]) / 10, sum(drawn[i] for i in ids[10:]) / 20
+    # weights E[p (1 - p)]: Beta(5, 5) 0.227 against Beta(9, 1) or Beta(1, 9) 0.082, a ratio of 2.8
+    assert 2 < per_half / per_extreme < 4
+    assert all(len(set(b)) == 4 for b in s.drawn)  # without replacement within a batch
+
+
+def test_learnability_posteriors_follow_earlier_stages_and_this_ones_groups():
+    ids = ["solved", "half", "fresh"]
+    history = ProblemTable(
+        {"solved": ProblemRecord(attempts=40, successes=40), "half": ProblemRecord(attempts=40, successes=20)}
+    )
+    s = sampler(ids, lag=1, history=history, learnability=Learnability({}))
+    weights = {pid: s.learnability.weight(pid, s.seen.get(pid)) for pid in ids}
+    assert weights["half"] > weights["fresh"] > weights["solved"]
+    s.draw(1)
+    s.observe([Group("fresh", (1.0,) * 40, True)])  # this stage finds "fresh" always solved
+    s.fold_until(s.blocks_observed)
+    assert s.learnability.weight("fresh", s.seen.get("fresh")) < weights["fresh"]
+
+
+def test_learnability_resumes_its_draws_exactly(tmp_path):
+    ids = [f"p{i}" for i in range(20)]
+    rates = {pid: i / 19 for i, pid in enumerate(ids)}
+    straight = sampler(ids, lag=2, learnability=Learnability(rates))
+    simulate(straight, set(ids[:5]), batches=15)
+    (tmp_path / "sampler.json").write_text(straight.checkpoint_files()["sampler.json"])
+    restored = sampler(ids, lag=2, learnability=Learnability(rates))
+    restored.load_checkpoint(tmp_path)
+    assert simulate(restored, set(ids[:5]), batches=15) == simulate(straight, set(ids[:5]), batches=15)
+
+
+def test_selection_and_learnability_are_exclusive():
+    with pytest.raises(ValueError, match="pick one"):
+        sampler(["a"], greso=Greso(0.25, 0.5), learnability=Learnability({}))

@@ -173,6 +173,31 @@ def test_dynamic_sampling_resumes_exactly_after_a_kill_between_refill_rounds(tmp
     assert_same_dynamic_stage(dynamic, stage)
 
 
+def test_learnability_sampling_resumes_exactly_after_a_kill(tmp_path):
+    """Priors from the pass rates GSM8K problems were labelled with (`difficulty`), a kill while the second
+    checkpoint is written, a resume from the first: the same draws, weights and counts."""
+    signals = ROOT.parent / "shared/data/difficulty_signals/gsm8k_test_difficulty_1319.jsonl"
+    learn = ["--data", str(signals), "--max_train_samples", "32", "--learnability_sampling", "true",
+             "--max_steps", "6", "--steps_per_generation", "2", "--gradient_accumulation_steps", "2",
+             "--per_device_train_batch_size", "4"]  # fmt: skip
+    run_stage(tmp_path / "full", *learn)
+    stage = tmp_path / "stage"
+    run_stage(stage, *learn, failpoint="checkpoint-before-marker@2", expect_rc=-9)  # checkpoint-4 incomplete
+    run_stage(stage, *learn, "--resume_from_checkpoint", "latest")
+    assert_same_dynamic_stage(tmp_path / "full", stage)
+    sampler = json.loads((stage / "stage.json").read_text())["sampler"]
+    assert sampler["learnability_sampling"] and sampler["batches"] >= 3
+    state = json.loads((stage / "checkpoint-6" / "sampler.json").read_text())
+    assert (
+        state["drawn_learnability"]
+        == json.loads((tmp_path / "full" / "checkpoint-6" / "sampler.json").read_text())["drawn_learnability"]
+    )
+    # The same stage at a budget of completion tokens ends at its first block's end (one step: spg = GA), and says why.
+    run_stage(tmp_path / "budget", *learn, "--stop_at_completion_tokens", "1")
+    record = json.loads((tmp_path / "budget" / "stage.json").read_text())
+    assert record["steps"] == 1 and record["advanced_early"].startswith("completion-token budget")
+
+
 # --- crash windows: each test stops the stage exactly inside one (a failpoint SIGKILLs it there), resumes it
 # as the runner does (`--resume_from_checkpoint latest`), and compares with an uninterrupted run.
 
