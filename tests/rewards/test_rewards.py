@@ -236,7 +236,8 @@ def test_overlong_reward():
     fn = overlong(max_completion_length=100, soft_cache=20)
     assert fn.__name__ == "overlong"
     assert fn(["x"] * 4, completion_ids=[[0] * 50, [0] * 80, [0] * 90, [0] * 101]) == [0.0, 0.0, -0.5, -1.0]
-    assert fn(["a b c"]) == [0.0]  # no completion_ids: word count
+    with pytest.raises(ValueError, match="completion_ids"):
+        fn(["a b c"])  # lengths are tokens, never guessed from words
     with pytest.raises(ValueError):
         overlong(max_completion_length=10, soft_cache=20)
 
