@@ -243,11 +243,13 @@ def generate_shared(
         On the first process, `generate_fn`'s result for all `prompts` in order; None on the others. In one
         process, simply `generate_fn(model, prompts, **kwargs)`.
     """
+    import torch
     from accelerate import PartialState
 
     from stagerl.train.distributed import gather_to_main
 
-    state = PartialState(timeout=GATHER_TIMEOUT)
+    # cpu: without a GPU, accelerate forms the launch's process group over gloo only when told it is on CPU.
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=GATHER_TIMEOUT)
     if state.num_processes == 1:
         return generate_fn(model, prompts, **kwargs)
     # Contiguous shares; padded with the last prompt so that every process generates (a vLLM engine joins

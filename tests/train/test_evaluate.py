@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -438,3 +442,37 @@ def test_evaluate_with_tiny_model_end_to_end(bench_file, tmp_path):
     m = summary["benchmarks"]["toy"]
     assert m["problems"] == 3 and 0.0 <= m["avg@2"] <= m["pass@2"] <= 1.0
     assert len((tmp_path / "tiny" / "toy.jsonl").read_text().splitlines()) == 6
+
+
+# ---------------------------------------------------------------- every process of a launch
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_greedy_results(tmp_path, monkeypatch):
+    """The runner's evaluation command under its launcher: 1 process, then `accelerate launch` of 2 CPU
+    processes that split the problems (2 each). Batches of 2 hold the same problems either way, so padding
+    cannot differ and greedy completions must be the same, as must every grade and the summary."""
+    from stagerl.curricula.commands import evaluation_command, launcher
+
+    rows = [*BENCH_ROWS, {"id": "p3", "problem": "What is 5 + 6?", "answer": "11"}]
+    bench = tmp_path / "four.jsonl"
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"benchmarks": [str(bench)], "samples": 2, "temperature": 0, "max_new_tokens": 12}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("MAIN_PROCESS_PORT", str(sock.getsockname()[1]))
+    root = Path(__file__).resolve().parents[2]
+    results = {}
+    for name, prefix in (("one", [sys.executable]), ("two", launcher("configs/accelerate/ddp.yaml", 2))):
+        cmd = evaluation_command(spec, TINY_RANDOM, tmp_path / name, prefix) + ["--batch-size", "2"]
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        lines = (tmp_path / name / "four.jsonl").read_text().splitlines()
+        results[name] = (
+            [json.loads(line) for line in lines],
+            json.loads((tmp_path / name / "summary.json").read_text()),
+        )
+    assert "process 1/2: 2 prompts" in proc.stderr  # the second process generated its share
+    (one, one_summary), (two, two_summary) = results["one"], results["two"]
+    assert len(one) == 8 and two == one
+    assert two_summary["benchmarks"] == one_summary["benchmarks"]
