@@ -50,12 +50,22 @@ from stagerl.curricula.commands import (
     node_command,
 )
 from stagerl.curricula.plan import ROOT, Node, Plan, diff, load_plan
-from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_json, die_with_parent, failpoint
+from stagerl.data.files import (
+    DIE_WITH_PARENT_ENV,
+    atomic_write_json,
+    atomic_write_text,
+    die_with_parent,
+    failpoint,
+)
+from stagerl.rewards.cli import WARNED_ENV, run_command, setup_logging
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CURRICULUM = str(ROOT / "configs/curricula/demo.yaml")
 EVAL_WAIT_S = 10.0
+SHARED_SENTINEL = ".primary"  # written by the primary machine, found by the others: the directory is shared
+SENTINEL_WAIT_S = 300.0  # how long a secondary machine looks for it (the machines' runners start together)
+WARNED_FILE = ".warned"  # the warnings this run's processes have shown (`stagerl.rewards.cli`)
 # How long a secondary machine, its share of an evaluation done, waits for the primary to record it: the
 # primary's first process still grades every completion and writes the results after the others are done.
 EVAL_RECORD_TIMEOUT_S = 1800.0
@@ -332,6 +342,34 @@ class Runner:
             time.sleep(EVAL_WAIT_S)
 
 
+def launch_id() -> str:
+    """What every machine of one multi-node run knows alike (its job and rendezvous), as one line."""
+    keys = ("SLURM_JOB_ID", "NUM_MACHINES", "MAIN_PROCESS_IP", "MAIN_PROCESS_PORT")
+    return " ".join(f"{key}={os.environ.get(key, '')}" for key in keys)
+
+
+def check_shared(run_dir: Path, primary: bool) -> None:
+    """The primary machine marks the run directory as this run's (`SHARED_SENTINEL`); another machine must find
+    that mark within `SENTINEL_WAIT_S`, else the directory is not the one the primary writes (a local disk).
+
+    Raises:
+        RecordError: on a secondary machine that does not see the primary's mark.
+    """
+    path = run_dir / SHARED_SENTINEL
+    if primary:
+        atomic_write_text(path, launch_id())
+        return
+    deadline = time.time() + SENTINEL_WAIT_S
+    while not (path.is_file() and path.read_text() == launch_id()):
+        if time.time() > deadline:
+            raise RecordError(
+                f"{run_dir} is not shared with the primary machine (MACHINE_RANK 0): its mark {path.name} for this "
+                f"run ({launch_id()}) did not appear in {SENTINEL_WAIT_S:.0f} s. Put the run directory on a "
+                "filesystem every machine mounts at the same path, and start every machine's runner together."
+            )
+        time.sleep(1.0)
+
+
 def restart_from(plan: Plan, run_dir: Path, record: Record, first: int) -> None:
     """Make every node at stage position >= `first` pending again; its old directory is renamed aside."""
     depth = max(n.depth for n in plan.nodes.values()) + 1
@@ -381,6 +419,7 @@ def run_plan(plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | 
         raise ValueError("--from-stage moves stage directories: run it on one machine first, then launch all")
     run_dir.mkdir(parents=True, exist_ok=True)
     with locked(run_dir) if primary else contextlib.nullcontext():
+        check_shared(run_dir, primary)
         runner = Runner(plan, run_dir, prefix, machine_rank=machine_rank)
         if from_stage is not None:
             restart_from(plan, run_dir, runner.record, from_stage)
@@ -431,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status (errors exit with a message)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.num_processes < 1:
         raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
     if args.accelerate_config and not Path(args.accelerate_config).is_file():
@@ -449,9 +488,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.emit or args.dry_run:
         print(emit_commands(plan, run_dir, prefix) if args.emit else dry_run_text(plan, run_dir, prefix))
         return 0
+    machine_rank = int(os.environ.get("MACHINE_RANK") or 0)
+    if machine_rank == 0:  # the stages and evaluations of this run show each warning once, among them all
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / WARNED_FILE).write_text("")
+        os.environ[WARNED_ENV] = str(run_dir / WARNED_FILE)
     try:
         record, failed = run_plan(plan, run_dir, prefix, from_stage=args.from_stage,
-                                  machine_rank=int(os.environ.get("MACHINE_RANK") or 0))  # fmt: skip
+                                  machine_rank=machine_rank)  # fmt: skip
     except (RecordError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     if record.writer:
@@ -465,4 +509,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -49,6 +49,7 @@ from pathlib import Path
 
 from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
 from stagerl.data.prompts import R1_INSTRUCTION
+from stagerl.rewards.cli import run_command, setup_logging
 from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES, Sample
 
 logger = logging.getLogger(__name__)
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict | None:
     """Run the CLI; returns the summary dict (None on the other processes of a multi-process launch)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if not benchmarks:
         raise ValueError(f"--benchmarks={args.benchmarks!r}: no benchmark named")
@@ -385,4 +386,4 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -41,8 +41,9 @@ if (
         sys.exit(
             "error: stagerl is not installed in this Python; in the checkout run `pip install --no-deps -e .`"
         )
-    main()
-    sys.exit(0)
+    from stagerl.rewards.cli import run_command
+
+    run_command(main)
 
 import inspect
 import json
@@ -54,6 +55,7 @@ from pathlib import Path
 from trl import GRPOConfig, ModelConfig, TrlParser
 
 from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
+from stagerl.rewards.cli import setup_logging
 from stagerl.train.config import PROBLEM_STATS, STAGE_RECORD, StageArguments
 
 logger = logging.getLogger(__name__)
@@ -63,13 +65,31 @@ def make_parser() -> TrlParser:
     return TrlParser((StageArguments, GRPOConfig, ModelConfig))
 
 
+def parse_stage_args(argv: list[str] | None) -> tuple[StageArguments, GRPOConfig, ModelConfig]:
+    """The stage's settings from `--config` and the command line. transformers refuses bf16 without a GPU
+    in words that name no way out; that refusal is said again with the fields to set."""
+    try:
+        return make_parser().parse_args_and_config(argv)
+    except ValueError as e:
+        import torch
+
+        if "bf16" not in str(e) or torch.cuda.is_available():
+            raise
+        raise ValueError(
+            "bf16: true needs a CUDA GPU, and this machine has none (the level configs are GPU configs); on CPU "
+            "set --bf16 false --use_cpu true --use_vllm false, or run configs/stages/smoke.yaml"
+        ) from None
+
+
 def build_rewards(stage_args: StageArguments, training_args: GRPOConfig) -> list:
-    """Reward functions named in the stage config, with their settings (fails on an unknown name).
+    """Reward functions named in the stage config, with their settings (fails on an unknown name); one that
+    fails on any rank fails on every rank at once (`stagerl.train.distributed.fail_together`).
 
     A reward whose factory takes `max_completion_length` (accuracy: no fallback credit for a cut-off
     completion; overlong: the penalty ramp) gets the stage's unless its settings give one.
     """
     from stagerl.rewards.registry import REWARDS, build_reward_funcs
+    from stagerl.train.distributed import fail_together
 
     settings = stage_args.reward_settings_dict()
     for name in stage_args.reward_funcs:
@@ -77,7 +97,7 @@ def build_rewards(stage_args: StageArguments, training_args: GRPOConfig) -> list
             settings.setdefault(name, {}).setdefault(
                 "max_completion_length", training_args.max_completion_length
             )
-    return build_reward_funcs(stage_args.reward_funcs, settings)
+    return [fail_together(f) for f in build_reward_funcs(stage_args.reward_funcs, settings)]
 
 
 def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
@@ -118,10 +138,8 @@ def load_model_settings(model_args: ModelConfig, training_args: GRPOConfig) -> d
 
 def main(argv: list[str] | None = None) -> dict | None:
     """Run one stage. Returns the stage record on the main process (None on the others)."""
-    stage_args, training_args, model_args = make_parser().parse_args_and_config(argv)
-    main_process = int(os.environ.get("RANK", "0")) == 0  # INFO from one process; the others warn only
-    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    stage_args, training_args, model_args = parse_stage_args(argv)
+    setup_logging()  # INFO from the main process, errors only from the others
     start = time.time()
     if os.environ.get(DIE_WITH_PARENT_ENV):  # launched by the runner: no process of it outlives the runner
         die_with_parent()
@@ -144,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
     from stagerl.train.callbacks import EarlyAdvance, ProblemStats, observed
+    from stagerl.train.memory import check_cpu_launch
     from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
     from stagerl.train.record import write_stage_record
     from stagerl.train.stage_data import stage_rows
@@ -176,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         logger.info("Resuming from %s%s", resume, " (the end of the stage: exporting it)" if trained else "")
     model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
     model_settings = load_model_settings(model_args, training_args)
+    check_cpu_launch(model_path, training_args, training_args.trust_remote_code)  # before any model loads
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
     trainer = StageTrainer(model=model_path, reward_funcs=reward_funcs, args=training_args, train_dataset=dataset,

@@ -55,6 +55,7 @@ from stagerl.data.levels import (
 )
 from stagerl.data.prompts import R1_INSTRUCTION, chat_prompt
 from stagerl.data.sources import AM_LEVEL_FILE, AM_LEVELS
+from stagerl.rewards.cli import run_command, setup_logging
 from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES
 from stagerl.train.label_outputs import plot_histogram, summarize, write_levels, write_table
 
@@ -378,7 +379,7 @@ def label_adaptive(
 def main(argv: list[str] | None = None) -> dict:
     """Run the labelling; returns the summary written to `DIR/summary.json`."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging()
     rules = LevelRules(args.fail_at, args.solve_at, args.retain_fraction, args.seed, args.both_partial_level)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -433,4 +434,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -472,7 +472,7 @@ def test_two_processes_give_the_one_process_greedy_results(tmp_path, monkeypatch
             [json.loads(line) for line in lines],
             json.loads((tmp_path / name / "summary.json").read_text()),
         )
-    assert "process 1/2: 2 prompts" in proc.stderr  # the second process generated its share
+    assert "process 0/2: 2 prompts" in proc.stderr  # the first process generated its half only
     (one, one_summary), (two, two_summary) = results["one"], results["two"]
     assert len(one) == 8 and two == one
     assert two_summary["benchmarks"] == one_summary["benchmarks"]
