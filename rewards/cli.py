@@ -85,9 +85,13 @@ def setup_logging() -> int:
         The level of our loggers here (INFO on the main process, ERROR on the others).
     """
     level = logging.INFO if main_process() else logging.ERROR
-    logging.basicConfig(level=level, format=LOG_FORMAT, force=True)
-    for handler in logging.getLogger().handlers:
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not root.handlers:  # else someone (a test harness) already shows the records: leave its handlers be
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler.addFilter(OncePerRun(os.environ.get(WARNED_ENV)))
+        root.addHandler(handler)
     logging.captureWarnings(True)
     library_level = max(level, logging.WARNING)
     for name, env in LIBRARY_LOGGERS.items():

@@ -397,3 +397,35 @@ def test_report_over_seeds(tmp_path, fake, monkeypatch):
     text = write_report(tmp_path / "sw", plan, record.data)
     # final x over seeds 0.2 and 0.4: mean 0.3, half the range 0.1; mean over benchmarks (0.35, 0.45)
     assert "| a | 2 | 0.300 ± 0.100 | 0.500 ± 0.000 | 0.400 ± 0.050 |" in text
+
+
+# --- several machines: a shared run directory ---
+
+
+def test_a_secondary_machine_refuses_a_run_directory_the_primary_does_not_write(tmp_path, monkeypatch, fake):
+    """On a local disk the secondary never finds the primary's mark for this run: refused in one line, nothing
+    launched. A mark left by another run (another rendezvous) does not count."""
+    monkeypatch.setattr(run_mod, "SENTINEL_WAIT_S", 0.5)
+    for key, value in {"NUM_MACHINES": "2", "MAIN_PROCESS_IP": "node0", "MAIN_PROCESS_PORT": "29500"}.items():
+        monkeypatch.setenv(key, value)
+    plan = str(write(tmp_path, BASE))
+    monkeypatch.setenv("MACHINE_RANK", "1")
+    with pytest.raises(SystemExit) as refused:
+        main([plan, "--output_dir", str(tmp_path / "local")])
+    assert str(refused.value).startswith(
+        f"error: {tmp_path / 'local'} is not shared with the primary machine"
+    )
+    assert "MAIN_PROCESS_PORT=29500" in str(refused.value) and "\n" not in str(refused.value)
+    assert fake.launches == []
+
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("MACHINE_RANK", "0")
+    monkeypatch.setenv("MAIN_PROCESS_PORT", "29400")  # an earlier run's rendezvous
+    shared.mkdir()
+    run_mod.check_shared(shared.resolve(), primary=True)
+    monkeypatch.setenv("MACHINE_RANK", "1")
+    monkeypatch.setenv("MAIN_PROCESS_PORT", "29500")
+    with pytest.raises(SystemExit, match="is not shared"):
+        main([plan, "--output_dir", str(shared)])
+    monkeypatch.setenv("MAIN_PROCESS_PORT", "29400")
+    run_mod.check_shared(shared.resolve(), primary=False)  # this run's mark: accepted
