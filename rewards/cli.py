@@ -10,14 +10,16 @@ too).
   traceback through instead.
 - `setup_logging()`: our loggers at INFO on the main process (global rank 0) and at ERROR on the others, so
   the other ranks stay quiet; transformers' and datasets' loggers follow that level (WARNING where ours is
-  INFO: their INFO is file-by-file loading chatter); Python warnings go to the log. Each warning is shown once
-  per run: once per process, and across processes when `STAGERL_WARNED` names a file of the warnings already
-  shown (the curriculum runner hands one to its stages and evaluations, so stage 2 does not repeat stage 1's).
+  INFO: their INFO is file-by-file loading chatter), and their progress bars show on the main process only;
+  Python warnings go to the log. Each warning is shown once per run: once per process, and across processes
+  when `STAGERL_WARNED` names a file of the warnings already shown (the curriculum runner hands one to its
+  stages and evaluations, so stage 2 does not repeat stage 1's).
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import logging
 import os
 import sys
@@ -103,4 +105,10 @@ def setup_logging() -> int:
                 library.removeHandler(handler)
             library.setLevel(library_level)
             library.propagate = True
+    if not main_process():  # no progress bars either: the main process shows the launch's progress
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+        if "transformers" in sys.modules:
+            importlib.import_module("transformers.utils.logging").disable_progress_bar()
+        if "datasets" in sys.modules:
+            importlib.import_module("datasets").disable_progress_bars()
     return level

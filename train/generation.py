@@ -32,6 +32,8 @@ from typing import NamedTuple
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
+from stagerl.rewards.cli import main_process
+
 logger = logging.getLogger(__name__)
 
 Prompt = list[dict] | str
@@ -247,7 +249,8 @@ def _generate_transformers(
         batch_size,
     )
     with torch.inference_mode():
-        for start in tqdm(range(0, len(work), batch_size), desc="generate", unit="batch"):
+        batches = range(0, len(work), batch_size)
+        for start in tqdm(batches, desc="generate", unit="batch", disable=not main_process()):
             chunk = work[start : start + batch_size]
             enc = tokenizer(
                 [t for _, t in chunk], return_tensors="pt", padding=True, add_special_tokens=False
