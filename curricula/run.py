@@ -413,14 +413,21 @@ def run_plan(plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | 
 
     Returns:
         The record and the nodes (or evaluations) that did not finish.
+
+    Raises:
+        RecordError: on a machine other than the primary, when the run directory is not shared with it
+            (`check_shared`); or when the record belongs to another plan.
     """
     primary = machine_rank == 0
     if from_stage is not None and not primary:
         raise ValueError("--from-stage moves stage directories: run it on one machine first, then launch all")
     run_dir.mkdir(parents=True, exist_ok=True)
     with locked(run_dir) if primary else contextlib.nullcontext():
-        check_shared(run_dir, primary)
+        if not primary:
+            check_shared(run_dir, primary)
         runner = Runner(plan, run_dir, prefix, machine_rank=machine_rank)
+        if primary:  # marked once the record exists, so that the others find it there
+            check_shared(run_dir, primary)
         if from_stage is not None:
             restart_from(plan, run_dir, runner.record, from_stage)
         return runner.record, runner.run()
