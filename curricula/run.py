@@ -479,9 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     if args.num_processes < 1:
-        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
+        raise SystemExit(f"error: --num-processes {args.num_processes}: must be >= 1")
     if args.accelerate_config and not Path(args.accelerate_config).is_file():
-        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
+        raise SystemExit(f"error: --accelerate-config {args.accelerate_config}: no such file")
     try:
         plan = load_plan(args.plan, sweep=args.sweep)
     except (ValueError, FileNotFoundError) as e:
