@@ -24,16 +24,18 @@ SBATCH_DEFAULT = "--nodes=1 --ntasks-per-node=1 --gres=gpu:8 --exclusive"
 
 
 def launcher(accelerate_config: str | None, num_processes: int) -> list[str]:
-    """The command prefix that starts `train/grpo.py`: plain Python, or `accelerate launch` for several processes.
+    """The command prefix that starts `train/grpo.py` and the evaluations: plain Python for one process on one
+    machine, else `accelerate launch`.
 
     Multi-node runs pass the usual variables through: NUM_MACHINES, MACHINE_RANK, MAIN_PROCESS_IP,
     MAIN_PROCESS_PORT (see slurm/train.slurm). `num_processes` is per machine; accelerate wants the total.
     """
-    if accelerate_config is None and num_processes <= 1:
+    machines = int(os.environ.get("NUM_MACHINES") or 1)
+    if accelerate_config is None and num_processes <= 1 and machines <= 1:
         return [sys.executable]
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     cmd += ["--config_file", accelerate_config or str(ROOT / "configs/accelerate/ddp.yaml")]
-    cmd += ["--num_processes", str(num_processes * int(os.environ.get("NUM_MACHINES") or 1))]
+    cmd += ["--num_processes", str(num_processes * machines)]
     for env, flag in (("NUM_MACHINES", "--num_machines"), ("MACHINE_RANK", "--machine_rank"),
                       ("MAIN_PROCESS_IP", "--main_process_ip"), ("MAIN_PROCESS_PORT", "--main_process_port")):  # fmt: skip
         if os.environ.get(env):
@@ -91,6 +93,28 @@ def run_name(plan: Plan, node: Node) -> str:
     if len(node.curricula) == 1:
         return f"{node.curricula[0]}/{node.name}"
     return "/".join([plan.name, *(a.name for a in plan.ancestors(node.id)), node.name])
+
+
+def evaluation_command(eval_spec: dict, model: str, out_dir: Path, prefix: list[str]) -> list[str]:
+    """The command that evaluates `model` as an `eval:` asks, with the stages' launcher: every process of a
+    stage (on every machine) generates its share; the first writes `out_dir/summary.json`.
+
+    Args:
+        eval_spec: the `eval:` mapping (benchmarks, samples, limit, max_new_tokens, temperature, top_p,
+            prompt_template).
+        model: the model to evaluate (a directory or a built-in name).
+        out_dir: where the results go.
+        prefix: the launcher (see `launcher`): `python -m` or `accelerate launch -m` the evaluation module.
+
+    Returns:
+        The argument list.
+    """
+    cmd = [*prefix, "-m", "stagerl.train.evaluate", "--model", model, "--output", str(out_dir)]
+    cmd += ["--benchmarks", ",".join(eval_spec["benchmarks"])]
+    for key in ("samples", "limit", "max_new_tokens", "temperature", "top_p", "prompt_template"):
+        if eval_spec.get(key) is not None:
+            cmd += [f"--{key.replace('_', '-')}", str(eval_spec[key])]
+    return cmd
 
 
 def finished_on_disk(node_dir: Path) -> bool:

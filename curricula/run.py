@@ -20,9 +20,10 @@ stages in order (`stages[*].checkpoint` is stage k's `final/`); a curriculum edi
 is refused with the differences (its stage directories are named by position), while a sweep may be edited
 (its node directories are named by identity: unchanged nodes are reused).
 
-Multi-node: every machine runs this loop and starts its share of each stage's processes; only MACHINE_RANK 0
-takes the lock, writes the record and the report, and evaluates; the other machines wait for each evaluation
-before they launch the next stage, so no machine sits in a rendezvous while another evaluates.
+Multi-node: every machine runs this loop and starts its share of each stage's and each evaluation's processes
+(an evaluation splits its problems across them); only MACHINE_RANK 0 takes the lock and writes the record, the
+evaluation results and the report; the other machines wait (at most `EVAL_RECORD_TIMEOUT_S`) for each
+evaluation to be recorded before they launch the next stage.
 """
 
 from __future__ import annotations
@@ -40,14 +41,34 @@ import sys
 import time
 from pathlib import Path
 
-from stagerl.curricula.commands import emit_commands, emit_slurm, finished_on_disk, launcher, node_command
+from stagerl.curricula.commands import (
+    emit_commands,
+    emit_slurm,
+    evaluation_command,
+    finished_on_disk,
+    launcher,
+    node_command,
+)
 from stagerl.curricula.plan import ROOT, Node, Plan, diff, load_plan
-from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_json, die_with_parent, failpoint
+from stagerl.data.files import (
+    DIE_WITH_PARENT_ENV,
+    atomic_write_json,
+    atomic_write_text,
+    die_with_parent,
+    failpoint,
+)
+from stagerl.rewards.cli import WARNED_ENV, run_command, setup_logging
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CURRICULUM = str(ROOT / "configs/curricula/demo.yaml")
 EVAL_WAIT_S = 10.0
+SHARED_SENTINEL = ".primary"  # written by the primary machine, found by the others: the directory is shared
+SENTINEL_WAIT_S = 300.0  # how long a secondary machine looks for it (the machines' runners start together)
+WARNED_FILE = ".warned"  # the warnings this run's processes have shown (`stagerl.rewards.cli`)
+# How long a secondary machine, its share of an evaluation done, waits for the primary to record it: the
+# primary's first process still grades every completion and writes the results after the others are done.
+EVAL_RECORD_TIMEOUT_S = 1800.0
 
 
 class RecordError(RuntimeError):
@@ -174,15 +195,19 @@ def stage_metrics(stage_dir: Path) -> dict:
     return {k: record.get(k) for k in keys if k in record}
 
 
-def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path) -> dict[str, float]:
-    """Run `stagerl.train.evaluate` on `model` as `eval:` asks; returns pass@1 per benchmark."""
-    cmd = [sys.executable, "-m", "stagerl.train.evaluate", "--model", model, "--output", str(out_dir),
-           "--benchmarks", ",".join(eval_spec["benchmarks"])]  # fmt: skip
-    for key in ("samples", "limit", "max_new_tokens", "temperature", "top_p", "prompt_template"):
-        if eval_spec.get(key) is not None:
-            cmd += [f"--{key.replace('_', '-')}", str(eval_spec[key])]
-    if run_logged(cmd, log_path) != 0:
+def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path, prefix: list[str]) -> None:
+    """Run this machine's share of `stagerl.train.evaluate` on `model` as `eval:` asks, with the stages'
+    launcher (`stagerl.curricula.commands.evaluation_command`).
+
+    Raises:
+        RuntimeError: the evaluation failed (its log is named).
+    """
+    if run_logged(evaluation_command(eval_spec, model, out_dir, prefix), log_path) != 0:
         raise RuntimeError(f"evaluation of {model} failed; see {log_path}")
+
+
+def evaluation_results(out_dir: Path) -> dict[str, float]:
+    """pass@1 per benchmark from the summary an evaluation wrote into `out_dir`."""
     summary = json.loads((out_dir / "summary.json").read_text())
     return {name: m["pass@1"] for name, m in summary["benchmarks"].items()}
 
@@ -196,6 +221,10 @@ class Runner:
         self.record = Record(run_dir, plan, writer=self.primary)
         self.failed: list[str] = []
 
+    def log_name(self, kind: str) -> str:
+        """This machine's log file of a launch: `train.log`, `eval.log` on the primary; `train.node1.log` ..."""
+        return f"{kind}.log" if self.primary else f"{kind}.node{self.machine_rank}.log"
+
     def run(self) -> list[str]:
         """Evaluate the starting models, then train and evaluate every node; returns the failed node ids."""
         for model in dict.fromkeys(
@@ -204,7 +233,7 @@ class Runner:
             first = next(n for n in self.plan.children(None) if n.model == model and n.eval)
             out = self.run_dir / f"eval-initial-{re.sub(r'[^A-Za-z0-9._-]+', '-', model)}"
             if not self.evaluate(lambda data, m=model: data["starts"].setdefault(m, {}), first, model, out,
-                                 self.run_dir / "eval.log", f"start model {model}"):  # fmt: skip
+                                 self.run_dir / self.log_name("eval"), f"start model {model}"):  # fmt: skip
                 self.failed.append(f"evaluation of {model}")
         for i, node in enumerate(self.plan.nodes.values(), 1):
             if self.plan.kind == "curriculum":
@@ -232,7 +261,7 @@ class Runner:
                          finished=_now())  # fmt: skip
             self.record.save()
         if node.eval and not self.evaluate(lambda data: data["nodes"][node.id], node, str(node_dir / "final"),
-                                           node_dir / "eval", node_dir / "eval.log", label):  # fmt: skip
+                                           node_dir / "eval", node_dir / self.log_name("eval"), label):  # fmt: skip
             self.failed.append(node.id)
         elif node.eval and self.primary and not self.publish(node_dir, entry["eval"], label):
             self.failed.append(f"publication of {node.id}")
@@ -268,9 +297,7 @@ class Runner:
         through = f" ({', '.join(node.curricula)})" if self.plan.kind == "sweep" else ""
         logger.info("%s%s: %s", label, through, "resuming" if resuming else "starting")
         start = time.time()
-        log = (
-            self.run_dir / node.dir / ("train.log" if self.primary else f"train.node{self.machine_rank}.log")
-        )
+        log = self.run_dir / node.dir / self.log_name("train")
         rc = run_logged(node_command(self.plan, node, self.run_dir, self.prefix), log)
         entry["launch_s"] = round(entry["launch_s"] + time.time() - start, 2)
         failpoint("runner-after-stage")
@@ -284,39 +311,88 @@ class Runner:
         return rc == 0
 
     def evaluate(self, lookup, node: Node, model: str, out_dir: Path, log_path: Path, label: str) -> bool:
-        """Evaluate `model` as `node.eval` asks, once, into the record entry `lookup(record data)`; the other
-        machines wait for it. Problems are asked as `node`'s stage trains on them, unless `eval:` sets a
-        `prompt_template`.
+        """Evaluate `model` as `node.eval` asks, once, into the record entry `lookup(record data)`. Every
+        machine starts its share of the evaluation's processes (the stages' launcher); the primary records
+        the result, and the others wait for that record. Problems are asked as `node`'s stage trains on them,
+        unless `eval:` sets a `prompt_template`.
 
         Returns:
             Whether the evaluation is recorded.
         """
-        entry = lookup(self.record.data)
+        entry = lookup(self.record.data if self.primary else self.record.read())
         if "eval" in entry:
             return True
-        if not self.primary:
-            return self.wait_for_eval(lookup, label)
-        entry.pop("eval_failed", None)
+        if self.primary and entry.pop("eval_failed", None) is not None:
+            self.record.save()  # an earlier failure must not be read by the others as this attempt's
+        eval_spec = {"prompt_template": node.stage.prompt_template(), **node.eval}
         try:
-            eval_spec = {"prompt_template": node.stage.prompt_template(), **node.eval}
-            entry["eval"] = evaluate_model(eval_spec, model, out_dir, log_path)
+            evaluate_model(eval_spec, model, out_dir, log_path, self.prefix)
+            if self.primary:
+                entry["eval"] = evaluation_results(out_dir)
         except (RuntimeError, OSError, ValueError, KeyError) as e:
-            entry["eval_failed"] = str(e)
+            if self.primary:
+                entry["eval_failed"] = str(e)
             logger.error("%s: evaluation failed (%s); run the same command again to retry it", label, e)
+        if not self.primary:
+            return self.wait_for_eval(lookup, label, model)
         self.record.save()
         return "eval" in entry
 
-    def wait_for_eval(self, lookup, label: str) -> bool:
-        """On a secondary machine: wait until the primary recorded the evaluation (or its failure)."""
+    def wait_for_eval(self, lookup, label: str, model: str) -> bool:
+        """On a secondary machine, once its share is done: wait until the primary recorded the evaluation of
+        `model` (or its failure), at most `EVAL_RECORD_TIMEOUT_S`.
+
+        Returns:
+            Whether the evaluation is recorded; False (with an error naming what was awaited) on a timeout.
+        """
         started = time.time()
         while True:
             entry = lookup(self.record.read()) if self.record.path.exists() else {}
             if "eval" in entry or "eval_failed" in entry:
                 return "eval" in entry
+            waited = time.time() - started
+            if waited >= EVAL_RECORD_TIMEOUT_S:
+                logger.error(
+                    "%s: gave up after %.0f s waiting for the primary machine (MACHINE_RANK 0) to record the "
+                    "evaluation of %s in %s; is that machine still running?",
+                    label,
+                    waited,
+                    model,
+                    self.record.path,
+                )
+                return False
             logger.info(
-                "%s: waiting for the primary machine's evaluation (%.0f s)", label, time.time() - started
+                "%s: waiting for the primary machine to record the evaluation (%.0f s)", label, waited
             )
             time.sleep(EVAL_WAIT_S)
+
+
+def launch_id() -> str:
+    """What every machine of one multi-node run knows alike (its job and rendezvous), as one line."""
+    keys = ("SLURM_JOB_ID", "NUM_MACHINES", "MAIN_PROCESS_IP", "MAIN_PROCESS_PORT")
+    return " ".join(f"{key}={os.environ.get(key, '')}" for key in keys)
+
+
+def check_shared(run_dir: Path, primary: bool) -> None:
+    """The primary machine marks the run directory as this run's (`SHARED_SENTINEL`); another machine must find
+    that mark within `SENTINEL_WAIT_S`, else the directory is not the one the primary writes (a local disk).
+
+    Raises:
+        RecordError: on a secondary machine that does not see the primary's mark.
+    """
+    path = run_dir / SHARED_SENTINEL
+    if primary:
+        atomic_write_text(path, launch_id())
+        return
+    deadline = time.time() + SENTINEL_WAIT_S
+    while not (path.is_file() and path.read_text() == launch_id()):
+        if time.time() > deadline:
+            raise RecordError(
+                f"{run_dir} is not shared with the primary machine (MACHINE_RANK 0): its mark {path.name} for this "
+                f"run ({launch_id()}) did not appear in {SENTINEL_WAIT_S:.0f} s. Put the run directory on a "
+                "filesystem every machine mounts at the same path, and start every machine's runner together."
+            )
+        time.sleep(1.0)
 
 
 def restart_from(plan: Plan, run_dir: Path, record: Record, first: int) -> None:
@@ -362,13 +438,21 @@ def run_plan(plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | 
 
     Returns:
         The record and the nodes (or evaluations) that did not finish.
+
+    Raises:
+        RecordError: on a machine other than the primary, when the run directory is not shared with it
+            (`check_shared`); or when the record belongs to another plan.
     """
     primary = machine_rank == 0
     if from_stage is not None and not primary:
         raise ValueError("--from-stage moves stage directories: run it on one machine first, then launch all")
     run_dir.mkdir(parents=True, exist_ok=True)
     with locked(run_dir) if primary else contextlib.nullcontext():
+        if not primary:
+            check_shared(run_dir, primary)
         runner = Runner(plan, run_dir, prefix, machine_rank=machine_rank)
+        if primary:  # marked once the record exists, so that the others find it there
+            check_shared(run_dir, primary)
         if from_stage is not None:
             restart_from(plan, run_dir, runner.record, from_stage)
         return runner.record, runner.run()
@@ -418,11 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; returns the exit status (errors exit with a message)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.num_processes < 1:
-        raise SystemExit(f"--num-processes {args.num_processes}: must be >= 1")
+        raise SystemExit(f"error: --num-processes {args.num_processes}: must be >= 1")
     if args.accelerate_config and not Path(args.accelerate_config).is_file():
-        raise SystemExit(f"--accelerate-config {args.accelerate_config}: no such file")
+        raise SystemExit(f"error: --accelerate-config {args.accelerate_config}: no such file")
     try:
         plan = load_plan(args.plan, sweep=args.sweep)
     except (ValueError, FileNotFoundError) as e:
@@ -436,9 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.emit or args.dry_run:
         print(emit_commands(plan, run_dir, prefix) if args.emit else dry_run_text(plan, run_dir, prefix))
         return 0
+    machine_rank = int(os.environ.get("MACHINE_RANK") or 0)
+    if machine_rank == 0:  # the stages and evaluations of this run show each warning once, among them all
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / WARNED_FILE).write_text("")
+        os.environ[WARNED_ENV] = str(run_dir / WARNED_FILE)
     try:
         record, failed = run_plan(plan, run_dir, prefix, from_stage=args.from_stage,
-                                  machine_rank=int(os.environ.get("MACHINE_RANK") or 0))  # fmt: skip
+                                  machine_rank=machine_rank)  # fmt: skip
     except (RecordError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     if record.writer:
@@ -452,4 +541,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PROBLEM_STATS = "problems.jsonl"
-PRIOR_STRENGTH = 8  # the samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals)
+PRIOR_STRENGTH = (
+    8  # the samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals)
+)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,9 @@ def labelled_pass_rate(row: dict) -> float | None:
     return None
 
 
-def posterior(record: ProblemRecord, pass_rate: float | None, strength: float = PRIOR_STRENGTH) -> tuple[float, float]:
+def posterior(
+    record: ProblemRecord, pass_rate: float | None, strength: float = PRIOR_STRENGTH
+) -> tuple[float, float]:
     """A problem's Beta posterior over its pass rate: Beta(1, 1), plus its labelled pass rate counted as
     `strength` samples, plus every graded attempt so far (this stage's and its ancestors').
 

@@ -20,6 +20,7 @@ from collections import Counter
 from tqdm import tqdm
 
 from stagerl.rewards.accuracy import grade
+from stagerl.rewards.cli import run_command, setup_logging
 from stagerl.rewards.extract import extract_answer
 
 logger = logging.getLogger("stagerl.rewards.score")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0, or 2 when the input cannot be opened.
     """
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     try:
         src = sys.stdin if args.input == "-" else open(args.input, encoding="utf-8", errors="replace")
     except OSError as e:
@@ -118,4 +119,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

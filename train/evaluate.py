@@ -8,6 +8,8 @@ Launch:
         --samples 1 --max-new-tokens 256 --temperature 0          # a quick CPU check
     python -m stagerl.train.evaluate --model RUN/stage-3-level3/final --benchmarks arith1,arith2,arith3 \
         --prompt-template $'{problem}\\nGive the final answer as a number in \\\\boxed{}.'  # as demo.yaml asks
+    accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 8 -m stagerl.train.evaluate \
+        --model RUN/stage-1-level1/final --samples 16 --max-new-tokens 32768      # GPUs: one vLLM engine each
 
 Choices, and why:
 - Prompts are built by the training's `chat_prompt`, by default with its default template
@@ -21,9 +23,16 @@ Choices, and why:
   one sample). pass@k for k = 2, 4, ... <= K uses the unbiased estimator of Chen et al. (2021),
   1 - C(n-c, k) / C(n, k), averaged over problems.
 - Grading is `stagerl.rewards.grade` (the training reward's extraction and math-verify, in its hard-timeout pool),
-  so evaluation and reward agree on what "correct" means. A problem whose gold answer cannot be graded is
+  so evaluation and reward agree on what "correct" means: a completion the generator cut off at
+  `--max-new-tokens` earns nothing from a fallback answer, and when the model's own chat template opens a
+  reasoning block (DeepSeek-R1-Distill's prompt ends with `<think>`) no answer counts until the completion
+  closes it (`--think-open auto`: read from the template; `true`/`false` override it). Both, and the
+  template's hash, are recorded in the summary's settings. A problem whose gold answer cannot be graded is
   left out of the means and counted (`ungradable`).
 - All benchmarks' prompts go to the generator in one call, so the model is loaded once.
+- Under `accelerate launch` (any number of processes and machines) the problems are split across the
+  processes, each generating its share (its own transformers model on CPU, its own vLLM engine on a GPU:
+  data parallelism); the first process gathers the completions, grades them and writes the results.
 - Outputs (with `--output DIR`): `DIR/<benchmark>.jsonl` (one line per sample) and `DIR/summary.json`, both
   written atomically. Without `--output` nothing is written; the summary is printed.
 """
@@ -35,14 +44,20 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
 from stagerl.data.prompts import R1_INSTRUCTION
+from stagerl.rewards.cli import run_command, setup_logging
+from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES, Sample
 
 logger = logging.getLogger(__name__)
 
-GenerateFn = Callable[..., list[list[str]]]
+GenerateFn = Callable[..., list[list[Sample]]]
+# How long a process that finished its share waits for the slowest one in the final gather (the default of
+# 30 minutes is shorter than an uneven split of a long evaluation can take).
+GATHER_TIMEOUT = timedelta(hours=12)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -122,12 +137,13 @@ def evaluate(
     temperature: float = 0.6,
     top_p: float = 0.95,
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     prompt_template: str = R1_INSTRUCTION,
     system_prompt: str | None = None,
+    think_open: bool | None = None,
     output_dir: str | None = None,
     generate_fn: GenerateFn | None = None,
-) -> dict:
+) -> dict | None:
     """Generate, grade and score; optionally write per-sample results and the summary.
 
     Args:
@@ -138,14 +154,17 @@ def evaluate(
         max_new_tokens, temperature, top_p, seed, batch_size: generation settings (temperature 0 = greedy).
         prompt_template: user message; `{problem}` is replaced by the problem text.
         system_prompt: optional system message.
+        think_open: whether the prompt opens a reasoning block, so that no answer counts before `</think>`;
+            None reads it from the model's chat template (`stagerl.train.generation.template_settings`).
         output_dir: where to write `<benchmark>.jsonl` and `summary.json` (None: write nothing).
         generate_fn: `stagerl.train.generation.generate` or anything with its signature (tests pass a stub).
 
     Returns:
-        The summary: `{"model", "settings", "benchmarks": {name: metrics}, "wall_time_s"}`.
+        On the first process, the summary: `{"model", "settings", "benchmarks": {name: metrics},
+        "wall_time_s"}`; None on the others of a multi-process launch (they only generate their share).
     """
     from stagerl.data.prompts import chat_prompt
-    from stagerl.rewards import extract_answer, grade
+    from stagerl.train.generation import template_settings
 
     if generate_fn is None:
         from stagerl.train.generation import generate as generate_fn
@@ -161,6 +180,7 @@ def evaluate(
     prompts = [
         chat_prompt(row["problem"], prompt_template, system_prompt) for rows in data.values() for row in rows
     ]
+    template = template_settings(model, think_open)
     settings = {
         "samples": samples,
         "limit": limit,
@@ -170,9 +190,11 @@ def evaluate(
         "seed": seed,
         "prompt_template": prompt_template,
         "system_prompt": system_prompt,
+        **template,
     }
     logger.info("evaluating %s on %s: %d problems x %d samples", model, list(data), len(prompts), samples)
-    completions = generate_fn(
+    completions = generate_shared(
+        generate_fn,
         model,
         prompts,
         samples=samples,
@@ -182,6 +204,8 @@ def evaluate(
         seed=seed,
         batch_size=batch_size,
     )
+    if completions is None:
+        return None
     if len(completions) != len(prompts) or any(len(c) != samples for c in completions):
         raise ValueError(
             f"generate_fn returned {len(completions)} lists for {len(prompts)} prompts (want {samples} each)"
@@ -192,14 +216,11 @@ def evaluate(
     for name, rows in data.items():
         outs = completions[offset : offset + len(rows)]
         offset += len(rows)
-        flat = [text for per_problem in outs for text in per_problem]
-        golds = [row["answer"] for row in rows for _ in range(samples)]
-        flat_grades = grade(flat, golds)
-        grades = [flat_grades[i * samples : (i + 1) * samples] for i in range(len(rows))]
+        grades = grade_samples(rows, outs, template["think_open"])
         summary["benchmarks"][name] = score(grades, samples)
         logger.info("%s: %s", name, summary["benchmarks"][name])
         if output_dir is not None:
-            _write_samples(Path(output_dir) / f"{name}.jsonl", rows, outs, grades, extract_answer)
+            _write_samples(Path(output_dir) / f"{name}.jsonl", rows, outs, grades, template["think_open"])
     summary["wall_time_s"] = round(time.time() - start, 1)
     if output_dir is not None:
         from stagerl.data.files import atomic_write_json
@@ -208,19 +229,80 @@ def evaluate(
     return summary
 
 
-def _write_samples(path: Path, rows, outs, grades, extract_answer) -> None:
+def generate_shared(
+    generate_fn: GenerateFn, model: str, prompts: list, **kwargs
+) -> list[list[Sample]] | None:
+    """Generate for `prompts` with every process of the launch, each its share; gathered on the first.
+
+    Args:
+        generate_fn: the generator (`stagerl.train.generation.generate`'s signature).
+        model: the model, as `generate_fn` takes it.
+        prompts: every prompt of the evaluation, in order.
+        **kwargs: the generation settings.
+
+    Returns:
+        On the first process, `generate_fn`'s result for all `prompts` in order; None on the others. In one
+        process, simply `generate_fn(model, prompts, **kwargs)`.
+    """
+    import torch
+    from accelerate import PartialState
+
+    from stagerl.train.distributed import gather_to_main
+
+    # cpu: without a GPU, accelerate forms the launch's process group over gloo only when told it is on CPU.
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=GATHER_TIMEOUT)
+    if state.num_processes == 1:
+        return generate_fn(model, prompts, **kwargs)
+    # Contiguous shares; padded with the last prompt so that every process generates (a vLLM engine joins
+    # its launch's process group, so no process may sit one out). Padded copies are dropped below.
+    with state.split_between_processes(list(range(len(prompts))), apply_padding=True) as share:
+        logger.info("process %d/%d: %d prompts", state.process_index, state.num_processes, len(set(share)))
+        outs = generate_fn(model, [prompts[i] for i in share], **kwargs)
+        local = list(zip(share, outs, strict=True))
+    shares = gather_to_main(local)
+    if shares is None:
+        return None
+    merged: dict[int, list[Sample]] = {}
+    for index, out in (pair for share in shares for pair in share):
+        merged.setdefault(index, out)
+    return [merged[i] for i in range(len(prompts))]
+
+
+def grade_samples(rows: list[dict], outs: list[list[Sample]], think_open: bool) -> list[list[float | None]]:
+    """Grade every sample of `rows` as the training reward does (truncation and an opened block included).
+
+    Returns:
+        One list of K grades per row (1.0, 0.0, or None for an ungradable gold).
+    """
+    from stagerl.rewards import grade
+
+    flat = [sample for per_problem in outs for sample in per_problem]
+    golds = [row["answer"] for row, per_problem in zip(rows, outs, strict=True) for _ in per_problem]
+    flat_grades = grade(
+        [s.text for s in flat], golds, truncated=[s.truncated for s in flat], think_open=think_open
+    )
+    grades, pos = [], 0
+    for per_problem in outs:
+        grades.append(flat_grades[pos : pos + len(per_problem)])
+        pos += len(per_problem)
+    return grades
+
+
+def _write_samples(path: Path, rows, outs, grades, think_open: bool) -> None:
     from stagerl.data.files import atomic_write_text
+    from stagerl.rewards.extract import extract
 
     lines = []
-    for row, texts, row_grades in zip(rows, outs, grades, strict=True):
-        for i, (text, correct) in enumerate(zip(texts, row_grades, strict=True)):
+    for row, samples, row_grades in zip(rows, outs, grades, strict=True):
+        for i, (sample, correct) in enumerate(zip(samples, row_grades, strict=True)):
             record = {
                 "id": row["id"],
                 "sample": i,
                 "gold": row["answer"],
-                "extracted": extract_answer(text),
+                "extracted": extract(sample.text, think_open=think_open).answer,
                 "correct": correct,
-                "completion": text,
+                "truncated": sample.truncated,
+                "completion": sample.text,
             }
             lines.append(json.dumps(record, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
@@ -250,21 +332,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.6, help="0 = greedy (default 0.6)")
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=16, help="sequences per generation batch")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"sequences per generation batch, per process (transformers; default {DEFAULT_BATCH_SIZE})",
+    )
     p.add_argument(
         "--prompt-template",
         default=R1_INSTRUCTION,
         help="user message; {problem} is replaced by the problem (default: the R1 step-by-step instruction)",
     )
     p.add_argument("--system-prompt", default=None)
+    p.add_argument(
+        "--think-open",
+        choices=THINK_OPEN_CHOICES,
+        default="auto",
+        help="whether the prompt opens a reasoning block, so no answer counts before </think> "
+        "(default auto: read from the model's chat template)",
+    )
     p.add_argument("--output", default=None, help="directory for <benchmark>.jsonl and summary.json")
     return p
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the CLI; returns the summary dict."""
+def main(argv: list[str] | None = None) -> dict | None:
+    """Run the CLI; returns the summary dict (None on the other processes of a multi-process launch)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if not benchmarks:
         raise ValueError(f"--benchmarks={args.benchmarks!r}: no benchmark named")
@@ -280,8 +374,11 @@ def main(argv: list[str] | None = None) -> dict:
         batch_size=args.batch_size,
         prompt_template=args.prompt_template,
         system_prompt=args.system_prompt,
+        think_open=THINK_OPEN_CHOICES[args.think_open],
         output_dir=args.output,
     )
+    if summary is None:
+        return None
     print(format_table(summary))
     if args.output:
         print(f"results in {args.output}/")
@@ -289,4 +386,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

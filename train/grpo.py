@@ -28,9 +28,8 @@ Choices, and why:
 
 from __future__ import annotations
 
-if (
-    __name__ == "__main__"
-):  # `accelerate launch train/grpo.py`: hand over to the installed module, loaded once
+# `accelerate launch train/grpo.py`: hand over to the installed module, so it is loaded once.
+if __name__ == "__main__":
     import sys
 
     try:
@@ -41,8 +40,9 @@ if (
         sys.exit(
             "error: stagerl is not installed in this Python; in the checkout run `pip install --no-deps -e .`"
         )
-    main()
-    sys.exit(0)
+    from stagerl.rewards.cli import run_command
+
+    run_command(main)
 
 import json
 import logging
@@ -55,6 +55,7 @@ from trl import GRPOConfig, ModelConfig, TrlParser
 
 from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
 from stagerl.data.problems import PROBLEM_STATS
+from stagerl.rewards.cli import main_process, setup_logging
 from stagerl.train.config import STAGE_RECORD, StageArguments, StageParser
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,22 @@ logger = logging.getLogger(__name__)
 
 def make_parser() -> TrlParser:
     return StageParser((StageArguments, GRPOConfig, ModelConfig))
+
+
+def parse_stage_args(argv: list[str] | None) -> tuple[StageArguments, GRPOConfig, ModelConfig]:
+    """The stage's settings from `--config` and the command line. transformers refuses bf16 without a GPU
+    in words that name no way out; that refusal is said again with the fields to set."""
+    try:
+        return make_parser().parse_args_and_config(argv)
+    except ValueError as e:
+        import torch
+
+        if "bf16" not in str(e) or torch.cuda.is_available():
+            raise
+        raise ValueError(
+            "bf16: true needs a CUDA GPU, and this machine has none (the level configs are GPU configs); on CPU "
+            "set --bf16 false --use_cpu true --use_vllm false, or run configs/stages/smoke.yaml"
+        ) from None
 
 
 def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
@@ -169,10 +186,9 @@ def chat_template_settings(chat_template: str | None, model_path: str, training_
 
 def main(argv: list[str] | None = None) -> dict | None:
     """Run one stage. Returns the stage record on the main process (None on the others)."""
-    stage_args, training_args, model_args = make_parser().parse_args_and_config(argv)
-    main_process = int(os.environ.get("RANK", "0")) == 0  # INFO from one process; the others warn only
-    logging.basicConfig(level=logging.INFO if main_process else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    stage_args, training_args, model_args = parse_stage_args(argv)
+    setup_logging()  # INFO from the main process, errors only from the others
+    primary = main_process()
     start = time.time()
     if os.environ.get(DIE_WITH_PARENT_ENV):  # launched by the runner: no process of it outlives the runner
         die_with_parent()
@@ -193,12 +209,14 @@ def main(argv: list[str] | None = None) -> dict | None:
             "Stage already finished (%s): nothing to do", Path(training_args.output_dir) / STAGE_RECORD
         )
         # A kill may have come between the record and the push.
-        if main_process and not stage_args.eval_follows:
+        if primary and not stage_args.eval_follows:
             push_stage(Path(training_args.output_dir), token=training_args.hub_token)
         return done
 
     # Everything that can be wrong with the config fails here, before any model is loaded.
     from stagerl.train.callbacks import EarlyAdvance
+    from stagerl.train.distributed import fail_together
+    from stagerl.train.memory import check_cpu_launch
     from stagerl.train.models import EMBEDDED_DEFAULT, resolve_model
     from stagerl.train.record import stage_config, write_stage_record
     from stagerl.train.stage_data import stage_rows
@@ -207,12 +225,13 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     check_settings(stage_args, training_args)
     hub = hub_target(training_args, stage_args.run_group)
-    tracked = TrackedRun.open(training_args.output_dir, stage_args, training_args, main_process=main_process)
+    tracked = TrackedRun.open(training_args.output_dir, stage_args, training_args, main_process=primary)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
     model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
     template = reasoning_block(model_path, stage_args, training_args, model_args)
     reward_funcs, reward_settings = build_rewards(stage_args, training_args, template["think_open"])
+    reward_funcs = [fail_together(f) for f in reward_funcs]  # one rank's failure fails every rank at once
 
     from stagerl.train.rollouts import GenerationCounts, ProblemStats
     from stagerl.train.sampling import build_sampler
@@ -233,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         logger.info("Resuming from %s%s", resume, " (the end of the stage: exporting it)" if trained else "")
     model_settings = load_model_settings(model_args, training_args)
     model_settings.update(chat_template_settings(stage_args.chat_template, model_path, training_args))
+    check_cpu_launch(model_path, training_args, training_args.trust_remote_code)  # before any model loads
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
     trainer = StageTrainer(

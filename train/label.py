@@ -6,7 +6,11 @@
 
 Static mode (default): each problem gets K samples from the small model; the medium model only sees the
 problems small fails, the large model only those both fail (the rules are in `curricula/levels.py`).
-Samples are graded with `stagerl.rewards.grade`; an ungradable gold answer counts as no sample. Results are
+Samples are graded with `stagerl.rewards.grade` as training grades them: a completion cut off at
+`--max-new-tokens` earns nothing from a fallback answer, and when a model's chat template opens a reasoning
+block (R1-Distill's `<think>`) no answer counts before `</think>` (`--think-open auto`: read from each
+model's template; `true`/`false` override; recorded per model in `summary.json`). An ungradable gold
+answer counts as no sample. Results are
 appended per batch of problems to `DIR/results.jsonl` (`{"id", "model", "successes", "samples"}`, fsynced);
 a rerun with the same `--output` skips every `(id, model)` already there, so a killed run continues. A
 model given for two roles is sampled once and its pass rate reused. `--pass-rates FILE` pre-loads known
@@ -51,6 +55,8 @@ from stagerl.data.levels import (
 )
 from stagerl.data.prompts import R1_INSTRUCTION, chat_prompt
 from stagerl.data.sources import AM_LEVEL_FILE, AM_LEVELS
+from stagerl.rewards.cli import run_command, setup_logging
+from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES
 from stagerl.train.label_outputs import plot_histogram, summarize, write_levels, write_table
 
 logger = logging.getLogger(__name__)
@@ -86,11 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.6)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--batch-size", type=int, default=8, help="problems per generate call and per flush")
-    p.add_argument("--gen-batch-size", type=int, default=16, help="sequences per forward pass")
+    p.add_argument(
+        "--gen-batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="sequences per forward pass"
+    )
     p.add_argument("--grade-timeout", type=float, help="seconds per graded answer (default: the pool's)")
     p.add_argument("--question-column")
     p.add_argument("--answer-column")
     p.add_argument("--prompt-template", default=R1_INSTRUCTION, help="user message; {problem} is replaced")
+    p.add_argument(
+        "--think-open",
+        choices=THINK_OPEN_CHOICES,
+        default="auto",
+        help="whether prompts open a reasoning block (default auto: read from each model's chat template)",
+    )
     return p
 
 
@@ -201,8 +215,10 @@ def sample_and_grade(
     args: argparse.Namespace,
     generate_fn: Callable,
     grade_fn: Callable,
+    think_open: bool,
 ) -> None:
-    """Generate K samples per problem with one model, grade them, record them batch by batch."""
+    """Generate K samples per problem with one model, grade them (with its template's `think_open`), record
+    them batch by batch."""
     from stagerl.train.models import resolve_model
 
     path = resolve_model(model)
@@ -222,7 +238,13 @@ def sample_and_grade(
         )
         flat = [c for completions in outs for c in completions]
         golds = [p["answer"] for p, completions in zip(batch, outs, strict=True) for _ in completions]
-        scores = grade_fn(flat, golds, timeout=args.grade_timeout)
+        scores = grade_fn(
+            [c.text for c in flat],
+            golds,
+            timeout=args.grade_timeout,
+            truncated=[c.truncated for c in flat],
+            think_open=think_open,
+        )
         records, pos = [], 0
         for p, completions in zip(batch, outs, strict=True):
             graded = [s for s in scores[pos : pos + len(completions)] if s is not None]
@@ -246,7 +268,7 @@ def label_static(
     *,
     generate_fn: Callable | None = None,
     grade_fn: Callable | None = None,
-) -> list[dict]:
+) -> tuple[list[dict], dict[str, dict]]:
     """Collect the pass rates the rules need (generating what is unknown) and assign levels.
 
     Args:
@@ -258,8 +280,11 @@ def label_static(
         grade_fn: `stagerl.rewards.grade` unless given.
 
     Returns:
-        The problems, each with `level`, `reason` and `pass_<role>` (None where not needed or ungradable).
+        The problems, each with `level`, `reason` and `pass_<role>` (None where not needed or ungradable),
+        and the template settings (`think_open`, `template_hash`) of each model sampled.
     """
+    from stagerl.train.generation import template_settings
+
     log = ResultLog(Path(args.output) / RESULTS_FILE)
     known: dict[tuple[str, str], list[float]] = {}
     for path in args.pass_rates:
@@ -268,6 +293,7 @@ def label_static(
             entry[0], entry[1] = entry[0] + s, entry[1] + n
     logged = log.load()
     known.update(logged)
+    templates: dict[str, dict] = {}
     logger.info(
         "known pass rates: %d from --pass-rates, %d from %s", len(known) - len(logged), len(logged), log.path
     )
@@ -285,13 +311,16 @@ def label_static(
             from stagerl.rewards import grade as grade_fn
         for model, todo_problems in todo.items():
             logger.info("%s: %d problems to sample (K=%d)", model, len(todo_problems), args.samples)
-            sample_and_grade(todo_problems, model, log, known, args, generate_fn, grade_fn)
+            if model not in templates:
+                templates[model] = template_settings(model, THINK_OPEN_CHOICES[args.think_open])
+            think_open = templates[model]["think_open"]
+            sample_and_grade(todo_problems, model, log, known, args, generate_fn, grade_fn, think_open)
     labelled = []
     for p in problems:
         rates, _ = resolve_rates(p["id"], models, known, rules)
         level, reason = assign_level(p["id"], rates, rules)
         labelled.append({**p, "level": level, "reason": reason, **{f"pass_{r}": rates.get(r) for r in ROLES}})
-    return labelled
+    return labelled, templates
 
 
 # ---------------------------------------------------------------- adaptive
@@ -350,7 +379,7 @@ def label_adaptive(
 def main(argv: list[str] | None = None) -> dict:
     """Run the labelling; returns the summary written to `DIR/summary.json`."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    setup_logging()
     rules = LevelRules(args.fail_at, args.solve_at, args.retain_fraction, args.seed, args.both_partial_level)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -360,6 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise ValueError("--mode adaptive needs --pass-rates STAGE/problems.jsonl (training statistics)")
         rows = label_adaptive(read_level_dir(args.input), args.pass_rates, rules, args.min_attempts)
         extra = [c for c in ("pass_small", "pass_medium", "pass_large") if rows and c in rows[0]]
+        templates = {}
         columns = ["id", "previous_level", "level", "reason", "attempts", "successes"]
     else:
         if not args.models:
@@ -383,7 +413,7 @@ def main(argv: list[str] | None = None) -> dict:
             question_column=args.question_column,
             answer_column=args.answer_column,
         )
-        rows = label_static(problems, models, rules, args)
+        rows, templates = label_static(problems, models, rules, args)
         extra = [f"pass_{r}" for r in ROLES]
         columns = ["id", "level", "reason", *extra] + (
             ["input_level"] if rows and "input_level" in rows[0] else []
@@ -395,6 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
         **summarize(rows),
         "mode": args.mode,
         "args": vars(args),
+        "templates": templates,
         "seconds": round(time.time() - started, 1),
     }
     atomic_write_json(out_dir / "summary.json", summary)
@@ -403,4 +434,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -52,10 +52,17 @@ def fake(monkeypatch):
     return trainer
 
 
-def fake_eval(calls):
-    def evaluate(eval_spec, model, out_dir, log_path):
+def write_summary(out_dir, pass_at_1: dict) -> None:
+    """What `stagerl.train.evaluate` leaves in its output directory, as far as the runner reads it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"benchmarks": {name: {"pass@1": value} for name, value in pass_at_1.items()}}
+    (out_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def fake_eval(calls, scores=None):
+    def evaluate(eval_spec, model, out_dir, log_path, prefix):
         calls.append(model)
-        return {b: 0.5 for b in eval_spec["benchmarks"]}
+        write_summary(out_dir, {b: next(scores) if scores else 0.5 for b in eval_spec["benchmarks"]})
 
     return evaluate
 
@@ -299,37 +306,37 @@ def test_every_node_is_evaluated_once_and_start_models_when_asked(tmp_path, fake
     assert "math500 (last stage)" in text and "| start | done | 0 |" in text
 
 
-def test_secondary_machine_waits_for_the_primary_evaluation(tmp_path, monkeypatch):
-    """Two runners stand in for two machines: every stage launch is a rendezvous of both (it times out after
-    2 s), and the primary's evaluation takes 3 s: the secondary must not start the next stage meanwhile."""
-    monkeypatch.setattr(run_mod, "EVAL_WAIT_S", 0.2)
+def two_machines(tmp_path, monkeypatch, plan, grading_s=1.0):
+    """Two runners stand in for two machines: every launch, of a stage or of an evaluation, is a rendezvous of
+    both (it times out after 2 s). Rank 0 lives on the primary and writes the stage's export, or the
+    evaluation's summary after `grading_s` of grading. Returns each machine's failures and launches."""
     rendezvous = threading.Barrier(2, timeout=2.0)
-    launches: dict[str, list[str]] = {"0": [], "1": []}
+    launches: dict[int, list[str]] = {0: [], 1: []}
 
     def launch(cmd, log_path):
         if "stagerl.train.publish" in cmd:
             return 0
-        out = Path(cmd[cmd.index("--output_dir") + 1])
-        machine = "0" if log_path.name == "train.log" else "1"
-        launches[machine].append(out.name)
+        machine = 0 if log_path.name in ("train.log", "eval.log") else 1
+        evaluation = "stagerl.train.evaluate" in cmd
+        out = Path(cmd[cmd.index("--output" if evaluation else "--output_dir") + 1])
+        launches[machine].append(f"eval {out.parent.name}" if evaluation else out.name)
         try:
             rendezvous.wait()
         except threading.BrokenBarrierError:
             return 1
-        if machine == "0":  # rank 0 lives on the primary machine and writes the export
+        if machine == 0 and evaluation:
+            time.sleep(grading_s)  # the first process grades everything after the others left
+            write_summary(out, {"math500": 0.25})
+        elif machine == 0 and not evaluation:
             (out / "final").mkdir(parents=True, exist_ok=True)
             (out / "stage.json").write_text(json.dumps({"steps": 1}))
-        rendezvous.wait()  # every rank leaves after the export, as `train/grpo.py` does
+            rendezvous.wait()  # every rank leaves after the export, as `train/grpo.py` does
+        elif not evaluation:
+            rendezvous.wait()
         return 0
 
-    def slow_eval(eval_spec, model, out_dir, log_path):
-        time.sleep(3.0)
-        return {"math500": 0.25}
-
     monkeypatch.setattr(run_mod, "run_logged", launch)
-    monkeypatch.setattr(run_mod, "evaluate_model", slow_eval)
-    spec = {**BASE, "eval": {"benchmarks": ["math500"]}}
-    plan = load_plan(write(tmp_path, spec))
+    monkeypatch.setattr(run_mod, "EVAL_WAIT_S", 0.2)
     results = {}
 
     def machine(rank):
@@ -340,10 +347,32 @@ def test_secondary_machine_waits_for_the_primary_evaluation(tmp_path, monkeypatc
         t.start()
     for t in threads:
         t.join(timeout=60)
+    return results, launches
+
+
+def test_every_machine_evaluates_its_share_and_waits_for_the_primary_record(tmp_path, monkeypatch):
+    plan = load_plan(write(tmp_path, {**BASE, "eval": {"benchmarks": ["math500"]}}))
+    results, launches = two_machines(tmp_path, monkeypatch, plan)
     assert results == {0: [], 1: []}
-    assert launches == {"0": ["stage-1-a", "stage-2-b"], "1": ["stage-1-a", "stage-2-b"]}
+    expected = ["stage-1-a", "eval stage-1-a", "stage-2-b", "eval stage-2-b"]
+    assert launches == {0: expected, 1: expected}
     saved = json.loads((tmp_path / "run" / "curriculum.json").read_text())
     assert [s["eval"] for s in saved["stages"]] == [{"math500": 0.25}] * 2
+
+
+def test_a_secondary_gives_up_waiting_for_an_evaluation_record_and_says_on_what(
+    tmp_path, monkeypatch, caplog
+):
+    """The primary's grading outlasts the secondary's patience: the secondary does not wait forever, and says
+    what it waited for."""
+    monkeypatch.setattr(run_mod, "EVAL_RECORD_TIMEOUT_S", 1.0)
+    plan = load_plan(
+        write(tmp_path, {**BASE, "stages": BASE["stages"][:1], "eval": {"benchmarks": ["math500"]}})
+    )
+    results, _ = two_machines(tmp_path, monkeypatch, plan, grading_s=3.0)
+    assert results == {0: [], 1: [plan.paths[plan.name][0]]}
+    assert "waiting for the primary machine (MACHINE_RANK 0) to record the evaluation of" in caplog.text
+    assert "stage-1-a/final" in caplog.text
 
 
 # --- the report ---
@@ -366,8 +395,7 @@ def test_report_compares_curricula(tmp_path, fake):
 
 
 def test_report_over_seeds(tmp_path, fake, monkeypatch):
-    scores = iter([0.2, 0.4, 0.6, 0.8] * 4)
-    monkeypatch.setattr(run_mod, "evaluate_model", lambda spec, *a: {"x": next(scores), "y": 0.5})
+    monkeypatch.setattr(run_mod, "evaluate_model", fake_eval([], iter([0.2, 0.5, 0.4, 0.5] * 4)))
     spec = {"name": "s", "base": SMOKE_BASE, "variations": [{"name": "a", "stages": ["level1"]}],
             "grid": {"seed": [0, 1]}}  # fmt: skip
     base = yaml.safe_load(Path(SMOKE_BASE).read_text())
@@ -378,3 +406,35 @@ def test_report_over_seeds(tmp_path, fake, monkeypatch):
     text = write_report(tmp_path / "sw", plan, record.data)
     # final x over seeds 0.2 and 0.4: mean 0.3, half the range 0.1; mean over benchmarks (0.35, 0.45)
     assert "| a | 2 | 0.300 ± 0.100 | 0.500 ± 0.000 | 0.400 ± 0.050 |" in text
+
+
+# --- several machines: a shared run directory ---
+
+
+def test_a_secondary_machine_refuses_a_run_directory_the_primary_does_not_write(tmp_path, monkeypatch, fake):
+    """On a local disk the secondary never finds the primary's mark for this run: refused in one line, nothing
+    launched. A mark left by another run (another rendezvous) does not count."""
+    monkeypatch.setattr(run_mod, "SENTINEL_WAIT_S", 0.5)
+    for key, value in {"NUM_MACHINES": "2", "MAIN_PROCESS_IP": "node0", "MAIN_PROCESS_PORT": "29500"}.items():
+        monkeypatch.setenv(key, value)
+    plan = str(write(tmp_path, BASE))
+    monkeypatch.setenv("MACHINE_RANK", "1")
+    with pytest.raises(SystemExit) as refused:
+        main([plan, "--output_dir", str(tmp_path / "local")])
+    assert str(refused.value).startswith(
+        f"error: {tmp_path / 'local'} is not shared with the primary machine"
+    )
+    assert "MAIN_PROCESS_PORT=29500" in str(refused.value) and "\n" not in str(refused.value)
+    assert fake.launches == []
+
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("MACHINE_RANK", "0")
+    monkeypatch.setenv("MAIN_PROCESS_PORT", "29400")  # an earlier run's rendezvous
+    shared.mkdir()
+    run_mod.check_shared(shared.resolve(), primary=True)
+    monkeypatch.setenv("MACHINE_RANK", "1")
+    monkeypatch.setenv("MAIN_PROCESS_PORT", "29500")
+    with pytest.raises(SystemExit, match="is not shared"):
+        main([plan, "--output_dir", str(shared)])
+    monkeypatch.setenv("MAIN_PROCESS_PORT", "29400")
+    run_mod.check_shared(shared.resolve(), primary=False)  # this run's mark: accepted

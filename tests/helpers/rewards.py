@@ -1,6 +1,8 @@
 """Test-only rewards: a random tiny model never earns the accuracy reward, so tests that need a learning
 signal (parameters must change, resumed runs must match) use these, by dotted path in `reward_funcs`."""
 
+import os
+
 
 def length_reward(completions, **kwargs) -> list[float]:
     """Longer completions score higher (varies within a group, so GRPO advantages are non-zero)."""
@@ -19,3 +21,17 @@ def _even(problem_id: str) -> bool:
     import hashlib
 
     return hashlib.sha256(problem_id.encode()).digest()[0] % 2 == 0
+
+
+FAIL_RANK_ENV = "STAGERL_TEST_FAIL_RANK"
+_calls = 0
+
+
+def failing_length_reward(completions, **kwargs) -> list[float]:
+    """`length_reward`, except that its second call on the rank `$STAGERL_TEST_FAIL_RANK` raises (a grading
+    failure on that rank alone)."""
+    global _calls
+    _calls += 1
+    if _calls == 2 and os.environ.get("RANK") == os.environ.get(FAIL_RANK_ENV):
+        raise RuntimeError("the grading pool died")
+    return length_reward(completions, **kwargs)

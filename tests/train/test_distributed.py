@@ -27,6 +27,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.helpers.rewards import FAIL_RANK_ENV
 from tests.helpers.stall import STALL_AT_ENV, STALL_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -352,3 +353,32 @@ def test_dynamic_sampling_and_selection_on_two_processes_resume_exactly(tmp_path
     assert (between / "checkpoint-2" / "stagerl_complete").exists()
     run_stage("ddp", between, *DYNAMIC, "--resume_from_checkpoint", "latest")
     assert_same_dynamic_stage(straight, between)
+
+
+@pytest.mark.slow
+def test_a_grading_failure_on_one_machine_fails_every_machine_at_once(tmp_path):
+    """Two machines (two launchers on this one, one process each): the reward fails on rank 1 only, at step 2.
+    Rank 0, on the other machine, must not sit in TRL's next gather until the collective times out: both
+    launches end (long before the collective would time out), and rank 0 says which rank failed and why."""
+    port = str(free_port())
+    env = {**os.environ, FAIL_RANK_ENV: "1"}
+    stage = [*STAGE[:4], "--reward_funcs", "tests.helpers.rewards.failing_length_reward", *STAGE[7:]]
+    launches = [
+        [str(ACCELERATE), "launch", "--config_file", "configs/accelerate/ddp.yaml", "--num_machines", "2"]
+        + ["--machine_rank", str(rank), "--num_processes", "2", "--main_process_ip", "127.0.0.1"]
+        + ["--main_process_port", port, "train/grpo.py", *stage, "--output_dir", str(tmp_path / "stage")]
+        for rank in (0, 1)
+    ]
+    machines = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for cmd in launches
+    ]
+    try:
+        outputs = [proc.communicate(timeout=LAUNCH_TIMEOUT_S)[0] for proc in machines]
+    finally:
+        for proc in machines:
+            proc.kill()
+    assert all(proc.returncode != 0 for proc in machines)
+    assert "failing_length_reward failed on rank 1: RuntimeError: the grading pool died" in outputs[0], (
+        outputs[0][-3000:]
+    )

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, load_benchmark
 from stagerl.data.prompts import R1_INSTRUCTION
 from stagerl.train.evaluate import evaluate, ks_for, main, pass_at_k, score
+from stagerl.train.generation import Sample
+from stagerl.train.models import TINY_RANDOM, TINY_RANDOM_R1
 
 DEMO_TEMPLATE = "{problem}\nGive the final answer as a number in \\boxed{}."  # configs/stages/demo.yaml's
 
@@ -83,7 +89,9 @@ def bench_file(tmp_path):
     return path
 
 
-def make_stub(rows, pattern, calls):
+def make_stub(
+    rows, pattern, calls, solution="Step by step. The answer is \\boxed{{{answer}}}.", truncated=False
+):
     """A generator that returns a fixed right or wrong solution per (problem, sample)."""
     by_problem = {r["problem"]: r for r in rows}
 
@@ -96,9 +104,10 @@ def make_stub(rows, pattern, calls):
             right = pattern[row["id"]]
             outs.append(
                 [
-                    f"Step by step. The answer is \\boxed{{{row['answer']}}}."
-                    if right[i]
-                    else "I get \\boxed{1234}."
+                    Sample(
+                        solution.format(answer=row["answer"]) if right[i] else "I get \\boxed{1234}.",
+                        truncated,
+                    )
                     for i in range(samples)
                 ]
             )
@@ -111,7 +120,7 @@ def test_evaluate_end_to_end_with_stub(bench_file, tmp_path):
     calls = []
     out = tmp_path / "eval"
     summary = evaluate(
-        "some/model",
+        TINY_RANDOM,
         [str(bench_file)],
         samples=4,
         temperature=0.7,
@@ -148,7 +157,11 @@ def test_evaluate_limit_and_several_benchmarks(bench_file):
     rows = BENCH_ROWS + load_benchmark("aime24", limit=2)
     pattern = {**PATTERN, **{r["id"]: [1] for r in rows[3:]}}
     summary = evaluate(
-        "m", [str(bench_file), "aime24"], samples=1, limit=2, generate_fn=make_stub(rows, pattern, calls)
+        TINY_RANDOM,
+        [str(bench_file), "aime24"],
+        samples=1,
+        limit=2,
+        generate_fn=make_stub(rows, pattern, calls),
     )
     assert len(calls[0]["prompts"]) == 4  # 2 per benchmark
     assert summary["benchmarks"]["toy"]["avg@1"] == pytest.approx(1.0)  # p0 right, p1 sample 0 right
@@ -163,10 +176,10 @@ def test_evaluate_limit_and_several_benchmarks(bench_file):
 
 def test_evaluate_rejects_wrong_generator_output(bench_file):
     def bad(model, prompts, **kw):
-        return [["x"]] * len(prompts)
+        return [[Sample("x", False)]] * len(prompts)
 
     with pytest.raises(ValueError, match="want 2 each"):
-        evaluate("m", [str(bench_file)], samples=2, generate_fn=bad)
+        evaluate(TINY_RANDOM, [str(bench_file)], samples=2, generate_fn=bad)
 
 
 def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
@@ -176,7 +189,7 @@ def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
     summary = main(
         [
             "--model",
-            "m",
+            TINY_RANDOM,
             "--benchmarks",
             str(bench_file),
             "--samples",
@@ -198,7 +211,7 @@ def test_cli_prompt_template_reaches_the_generator_and_the_summary(tmp_path, mon
     monkeypatch.setattr(
         "stagerl.train.generation.generate", make_stub(rows, {r["id"]: [1] for r in rows}, calls)
     )
-    argv = ["--model", "m", "--benchmarks", "arith1", "--limit", "3", "--output", str(tmp_path)]
+    argv = ["--model", TINY_RANDOM, "--benchmarks", "arith1", "--limit", "3", "--output", str(tmp_path)]
     summary = main([*argv, "--prompt-template", DEMO_TEMPLATE])
     assert [p[-1]["content"] for p in calls[0]["prompts"]] == [
         f"{r['problem']}\nGive the final answer as a number in \\boxed{{}}." for r in rows
@@ -215,7 +228,7 @@ def test_cli_prompt_template_reaches_the_generator_and_the_summary(tmp_path, mon
 def test_prompt_template_without_placeholder_is_refused(bench_file):
     with pytest.raises(ValueError, match="no {problem} placeholder"):
         evaluate(
-            "m",
+            TINY_RANDOM,
             [str(bench_file)],
             prompt_template="Solve it.",
             generate_fn=make_stub(BENCH_ROWS, PATTERN, []),
@@ -227,7 +240,7 @@ def test_evaluate_grades_heldout_arithmetic(tmp_path):
     rows = load_benchmark("arith1")
     pattern = {r["id"]: [i % 2 == 0] for i, r in enumerate(rows)}  # every other problem answered right
     summary = evaluate(
-        "m",
+        TINY_RANDOM,
         ["arith1"],
         prompt_template=DEMO_TEMPLATE,
         output_dir=str(tmp_path),
@@ -238,6 +251,56 @@ def test_evaluate_grades_heldout_arithmetic(tmp_path):
     assert [x["correct"] for x in lines] == [1.0 if pattern[r["id"]][0] else 0.0 for r in rows]
     assert summary["benchmarks"]["arith1"]["avg@1"] == pytest.approx(10 / 19)
     assert summary["benchmarks"]["arith1"]["ungradable"] == 0
+
+
+# ---------------------------------------------------------------- grading as training grades
+
+
+UNCLOSED = "Let me think. 2 + 2 is \\boxed{{{answer}}} I guess, but wait"  # a thought that never closed
+CLOSED = "Let me think. 2 + 2 = 4.\n</think>\nThe answer is \\boxed{{{answer}}}."
+
+
+def cli(monkeypatch, bench_file, out, model, solution, *extra, truncated=False):
+    monkeypatch.setattr(
+        "stagerl.train.generation.generate",
+        make_stub(BENCH_ROWS, {r["id"]: [1, 1] for r in BENCH_ROWS}, [], solution, truncated),
+    )
+    argv = ["--model", model, "--benchmarks", str(bench_file), "--samples", "2", "--output", str(out)]
+    return main([*argv, *extra])
+
+
+def test_an_unclosed_reasoning_block_scores_zero_on_the_r1_template(bench_file, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from stagerl.data.prompts import template_hash
+    from stagerl.train.models import resolve_model
+
+    r1 = cli(monkeypatch, bench_file, tmp_path / "r1", TINY_RANDOM_R1, UNCLOSED)
+    assert r1["benchmarks"]["toy"]["avg@2"] == 0.0
+    r1_hash = template_hash(AutoTokenizer.from_pretrained(resolve_model(TINY_RANDOM_R1)))
+    assert r1["settings"]["think_open"] is True and r1["settings"]["template_hash"] == r1_hash
+    recorded = json.loads((tmp_path / "r1" / "summary.json").read_text())["settings"]
+    assert (recorded["think_open"], recorded["template_hash"]) == (True, r1_hash)
+    lines = [json.loads(line) for line in (tmp_path / "r1" / "toy.jsonl").read_text().splitlines()]
+    assert {x["extracted"] for x in lines} == {None}
+
+    closed = cli(monkeypatch, bench_file, tmp_path / "closed", TINY_RANDOM_R1, CLOSED)
+    assert closed["benchmarks"]["toy"]["avg@2"] == 1.0
+    # ChatML opens nothing: the same unclosed text is graded on its box; `--think-open true` overrides.
+    chatml = cli(monkeypatch, bench_file, tmp_path / "chatml", TINY_RANDOM, UNCLOSED)
+    assert chatml["settings"]["think_open"] is False and chatml["benchmarks"]["toy"]["avg@2"] == 1.0
+    forced = cli(monkeypatch, bench_file, tmp_path / "forced", TINY_RANDOM, UNCLOSED, "--think-open", "true")
+    assert forced["settings"]["think_open"] is True and forced["benchmarks"]["toy"]["avg@2"] == 0.0
+
+
+def test_a_cut_off_completion_earns_no_fallback_answer(bench_file, tmp_path, monkeypatch):
+    trailing = "Adding them up, the sum is {answer}"  # a last number, no box: the fallback answer
+    finished = cli(monkeypatch, bench_file, tmp_path / "a", TINY_RANDOM, trailing)
+    assert finished["benchmarks"]["toy"]["avg@2"] == 1.0
+    cut = cli(monkeypatch, bench_file, tmp_path / "b", TINY_RANDOM, trailing, truncated=True)
+    assert cut["benchmarks"]["toy"]["avg@2"] == 0.0
+    lines = [json.loads(line) for line in (tmp_path / "b" / "toy.jsonl").read_text().splitlines()]
+    assert {x["truncated"] for x in lines} == {True}
 
 
 def test_unknown_benchmark_lists_valid_names():
@@ -276,12 +339,82 @@ def test_generate_with_tiny_model():
     kw = dict(samples=3, max_new_tokens=6, temperature=1.0, seed=1, batch_size=4)
     outs = generate("stagerl:tiny-random", prompts, **kw)
     assert [len(o) for o in outs] == [3, 3]
-    assert all(isinstance(t, str) for o in outs for t in o)
+    assert all(isinstance(s.text, str) for o in outs for s in o)
+    assert all(s.truncated for o in outs for s in o)  # 6 random tokens, none of them the end token
     assert generate("stagerl:tiny-random", prompts, **kw) == outs  # same seed, same batch size: same samples
-    assert len({t for o in outs for t in o}) > 1  # sampling, not greedy
+    assert len({s.text for o in outs for s in o}) > 1  # sampling, not greedy
 
     greedy = generate("stagerl:tiny-random", prompts[:1], samples=2, max_new_tokens=6, temperature=0)
     assert len(greedy[0]) == 2 and greedy[0][0] == greedy[0][1]
+
+
+def test_a_completion_that_ends_is_not_truncated(tmp_path):
+    """The end token is whatever the model's generation config names: made the first token greedy decoding
+    picks, the completion ends at once (not cut off), where before it ran to max_new_tokens (cut off)."""
+    import shutil
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from stagerl.train.generation import generate
+    from stagerl.train.models import resolve_model
+
+    model = tmp_path / "model"
+    shutil.copytree(resolve_model(TINY_RANDOM), model)
+    kw = dict(samples=1, max_new_tokens=5, temperature=0)
+    (cut,) = generate(str(model), ["What is 1 + 2?"], **kw)[0]
+    assert cut.truncated and cut.text
+    first = AutoTokenizer.from_pretrained(model)(cut.text, add_special_tokens=False)["input_ids"][0]
+    config = GenerationConfig.from_pretrained(model)
+    config.eos_token_id = first
+    config.save_pretrained(model)
+    (ended,) = generate(str(model), ["What is 1 + 2?"], **kw)[0]
+    assert not ended.truncated and len(ended.text) < len(cut.text)
+
+
+def test_nucleus_keeps_exactly_the_tokens_transformers_top_p_keeps():
+    import torch
+    from transformers import TopPLogitsWarper
+
+    from stagerl.train.generation import Nucleus
+
+    torch.manual_seed(0)
+    peaked = torch.randn(32, 5000) * 6  # the nucleus lies within the 256 most likely tokens: the fast path
+    flat = torch.randn(32, 5000) * 0.1  # it does not: the full sort
+    for scores in (peaked, flat):
+        for top_p in (0.5, 0.9, 0.95):
+            expected = TopPLogitsWarper(top_p)(None, scores.clone())
+            assert torch.equal(Nucleus(top_p)(None, scores.clone()), expected)
+    kept = (Nucleus(0.9)(None, peaked) > -float("inf")).sum(dim=-1)
+    assert kept.max() < 256 and kept.min() >= 1
+
+
+def test_sampling_draws_what_transformers_own_top_p_draws():
+    """Same seed and batch: our generation (Nucleus) samples the tokens transformers' warpers sample."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stagerl.train.generation import generate
+    from stagerl.train.models import resolve_model
+
+    prompts = ["What is 1 + 2?", "What is 30 + 4?"]
+    kw = dict(samples=2, max_new_tokens=8, temperature=0.05, top_p=0.9, seed=3, batch_size=4)
+    ours = [s.text for o in generate(TINY_RANDOM, prompts, **kw) for s in o]
+
+    path = resolve_model(TINY_RANDOM)
+    tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    texts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+        )
+        for p in prompts
+        for _ in range(2)
+    ]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(3)
+    out = model.generate(**enc, do_sample=True, max_new_tokens=8, temperature=0.05, top_p=0.9, top_k=0)
+    theirs = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert ours == theirs
 
 
 def test_generate_rejects_bad_arguments():
@@ -309,3 +442,37 @@ def test_evaluate_with_tiny_model_end_to_end(bench_file, tmp_path):
     m = summary["benchmarks"]["toy"]
     assert m["problems"] == 3 and 0.0 <= m["avg@2"] <= m["pass@2"] <= 1.0
     assert len((tmp_path / "tiny" / "toy.jsonl").read_text().splitlines()) == 6
+
+
+# ---------------------------------------------------------------- every process of a launch
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_one_process_greedy_results(tmp_path, monkeypatch):
+    """The runner's evaluation command under its launcher: 1 process, then `accelerate launch` of 2 CPU
+    processes that split the problems (2 each). Batches of 2 hold the same problems either way, so padding
+    cannot differ and greedy completions must be the same, as must every grade and the summary."""
+    from stagerl.curricula.commands import evaluation_command, launcher
+
+    rows = [*BENCH_ROWS, {"id": "p3", "problem": "What is 5 + 6?", "answer": "11"}]
+    bench = tmp_path / "four.jsonl"
+    bench.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = {"benchmarks": [str(bench)], "samples": 2, "temperature": 0, "max_new_tokens": 12}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("MAIN_PROCESS_PORT", str(sock.getsockname()[1]))
+    root = Path(__file__).resolve().parents[2]
+    results = {}
+    for name, prefix in (("one", [sys.executable]), ("two", launcher("configs/accelerate/ddp.yaml", 2))):
+        cmd = evaluation_command(spec, TINY_RANDOM, tmp_path / name, prefix) + ["--batch-size", "2"]
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        lines = (tmp_path / name / "four.jsonl").read_text().splitlines()
+        results[name] = (
+            [json.loads(line) for line in lines],
+            json.loads((tmp_path / name / "summary.json").read_text()),
+        )
+    assert "process 0/2: 2 prompts" in proc.stderr  # the first process generated its half only
+    (one, one_summary), (two, two_summary) = results["one"], results["two"]
+    assert len(one) == 8 and two == one
+    assert two_summary["benchmarks"] == one_summary["benchmarks"]

@@ -19,6 +19,8 @@ from stagerl.data.levels import (
 )
 from stagerl.data.sources import load_stage_data
 from stagerl.train import label
+from stagerl.train.generation import Sample
+from stagerl.train.models import TINY_RANDOM, TINY_RANDOM_R1, resolve_model
 
 # ---------------------------------------------------------------- the rules on hand-made pass-rate tables
 
@@ -185,9 +187,10 @@ def write_problems(path, n=6):
 class ScriptedGenerator:
     """Stands in for stagerl.train.generation.generate: returns the scripted number of right answers."""
 
-    def __init__(self, fail_after_calls=None):
+    def __init__(self, fail_after_calls=None, script=None, right="so \\boxed{{{answer}}}", truncated=False):
         self.calls = []
         self.fail_after_calls = fail_after_calls
+        self.script, self.right, self.truncated = script or SCRIPT, right, truncated
 
     def __call__(self, model_path, prompts, *, samples, **kwargs):
         if self.fail_after_calls is not None and len(self.calls) >= self.fail_after_calls:
@@ -196,13 +199,21 @@ class ScriptedGenerator:
         for prompt in prompts:
             i = int(re.search(r"Problem number (\d+)", prompt[-1]["content"])[1])
             self.calls.append((model_path, i))
-            right = SCRIPT[model_path][i]
-            outs.append([f"so \\boxed{{{i + 1}}}"] * right + ["so \\boxed{-7}"] * (samples - right))
+            right = self.script[model_path][i]
+            texts = [self.right.format(answer=i + 1)] * right + ["so \\boxed{-7}"] * (samples - right)
+            outs.append([Sample(text, self.truncated) for text in texts])
         return outs
 
 
-def run_label(tmp_path, generator, monkeypatch, *extra, out="out"):
+def no_template(model, think_open=None):
+    """Stands in for stagerl.train.generation.template_settings for the scripted models, which have none."""
+    return {"think_open": bool(think_open), "template_hash": None}
+
+
+def run_label(tmp_path, generator, monkeypatch, *extra, out="out", models="small,medium,large"):
     monkeypatch.setattr("stagerl.train.generation.generate", generator)
+    if "stagerl:" not in models:
+        monkeypatch.setattr("stagerl.train.generation.template_settings", no_template)
     problems = tmp_path / "problems.jsonl"
     if not problems.exists():
         write_problems(problems)
@@ -210,7 +221,7 @@ def run_label(tmp_path, generator, monkeypatch, *extra, out="out"):
         "--input",
         str(problems),
         "--models",
-        "small,medium,large",
+        models,
         "--samples",
         "4",
         "--output",
@@ -243,6 +254,27 @@ def test_label_end_to_end_scripted(tmp_path, monkeypatch):
         table = pq.read_table(out / f"math_difficulty_level_{level}.parquet")
         assert table.column_names[:4] == ["question", "answer", "id", "level"]
         assert sorted(table.column("id").to_pylist()) == sorted(k for k, v in EXPECTED.items() if v == level)
+
+
+def test_labelling_grades_with_each_models_template_and_truncation(tmp_path, monkeypatch):
+    """R1-Distill's template opens <think>: a box inside a thought that never closed is no answer, so the
+    same scripted text that solves q0 for the ChatML model fails it for the R1 one; a cut-off completion
+    earns nothing from a last-number fallback."""
+    unclosed = "thinking... so \\boxed{{{answer}}} maybe"
+    script = {resolve_model(TINY_RANDOM): {0: 4}, resolve_model(TINY_RANDOM_R1): {0: 4}}
+    write_problems(tmp_path / "problems.jsonl", n=1)
+    for model, expected in ((TINY_RANDOM, 4), (TINY_RANDOM_R1, 0)):
+        gen = ScriptedGenerator(script=script, right=unclosed)
+        summary = run_label(tmp_path, gen, monkeypatch, out=model[8:], models=model)
+        records = (tmp_path / model[8:] / label.RESULTS_FILE).read_text().splitlines()
+        assert json.loads(records[0])["successes"] == expected
+        assert summary["templates"][model]["think_open"] is (expected == 0)
+    fallback = ScriptedGenerator(script=script, right="the sum is {answer}")
+    for truncated, expected in ((False, 4), (True, 0)):
+        fallback.truncated = truncated
+        run_label(tmp_path, fallback, monkeypatch, out=f"cut{truncated}", models=TINY_RANDOM)
+        records = (tmp_path / f"cut{truncated}" / label.RESULTS_FILE).read_text().splitlines()
+        assert json.loads(records[0])["successes"] == expected
 
 
 def test_labelled_directory_is_curriculum_data(tmp_path, monkeypatch):
