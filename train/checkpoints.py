@@ -16,13 +16,13 @@ import os
 import shutil
 from pathlib import Path
 
+from accelerate import PartialState
 from transformers import TrainerCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from trl import GRPOConfig
 
 from stagerl.data.files import atomic_write_text, failpoint
 from stagerl.train.config import FINAL_DIR, STAGE_RECORD
-from stagerl.train.distributed import barrier
 
 COMPLETE_MARKER = "stagerl_complete"
 
@@ -65,14 +65,14 @@ class StageCheckpoint(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         files = {name: text for part in self.parts for name, text in part.checkpoint_files().items()}
-        barrier()  # every rank finished writing its share of the checkpoint
+        PartialState().wait_for_everyone()  # every rank finished writing its share of the checkpoint
         if state.is_world_process_zero:
             for name, text in files.items():
                 atomic_write_text(checkpoint / name, text)
             failpoint("checkpoint-before-marker")
             atomic_write_text(checkpoint / COMPLETE_MARKER, "")
             self.rotate(Path(args.output_dir), newest=checkpoint)
-        barrier()
+        PartialState().wait_for_everyone()
 
     def rotate(self, stage_dir: Path, newest: Path) -> None:
         """Remove older checkpoints beyond `keep`, only once `newest` is complete: unmark, then delete."""

@@ -1,47 +1,29 @@
-"""Collectives that are no-ops in a single process, for code that runs the same on one rank or many."""
+"""What accelerate's collectives do not: a gather to the first process only, and failing every rank together.
+
+Everything else goes through accelerate (`gather_object`, `PartialState().wait_for_everyone()`), which is a
+no-op in a single process.
+"""
 
 from __future__ import annotations
 
 import functools
 
 import torch.distributed as dist
-
-
-def _initialized() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def barrier() -> None:
-    """Wait for every rank (nothing to wait for in one process)."""
-    if _initialized():
-        dist.barrier()
-
-
-def gather(obj) -> list:
-    """Every rank's `obj`, in rank order, on every rank (`[obj]` in one process)."""
-    if _initialized():
-        out = [None] * dist.get_world_size()
-        dist.all_gather_object(out, obj)
-        return out
-    return [obj]
+from accelerate.utils import gather_object
 
 
 def gather_to_main(obj) -> list | None:
     """Every rank's `obj`, in rank order, on rank 0 only (None on the others; `[obj]` in one process).
 
-    Unlike `gather`, the other ranks receive nothing: for results only the first process writes.
+    accelerate's `gather_object` hands every rank everything; evaluation results are written by the first
+    process alone, so the others need not receive them.
     """
-    if not _initialized():
+    if not (dist.is_available() and dist.is_initialized()):
         return [obj]
     main = dist.get_rank() == 0
     out = [None] * dist.get_world_size() if main else None
     dist.gather_object(obj, out, dst=0)
     return out if main else None
-
-
-def rank() -> int:
-    """This process's global rank (0 in one process)."""
-    return dist.get_rank() if _initialized() else 0
 
 
 def fail_together(fn):
@@ -53,7 +35,7 @@ def fail_together(fn):
     names the rank and its message.
 
     Args:
-        fn: a function every rank calls the same number of times (a reward function: once per step).
+        fn: a function every rank calls the same number of times (a reward function: once per round).
 
     Returns:
         The wrapped function (same name and signature).
@@ -65,7 +47,7 @@ def fail_together(fn):
             result, failure = fn(*args, **kwargs), None
         except Exception as e:
             result, failure = e, f"{type(e).__name__}: {e}"
-        failures = [(r, f) for r, f in enumerate(gather(failure)) if f is not None]
+        failures = [(r, f) for r, f in enumerate(gather_object([failure])) if f is not None]
         if failure is not None:
             raise result
         if failures:

@@ -9,16 +9,28 @@ On GPUs the weights and optimizer state live in GPU memory, so nothing is checke
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
-RUNTIME_BYTES = (
-    1 << 30
-)  # torch, transformers, TRL, the rows and generation's cache, per process (measured ~1 GB)
+# torch, transformers, TRL, the rows and generation's cache, per process (measured ~1 GB)
+RUNTIME_BYTES = 1 << 30
 ADAM_BYTES = 8  # AdamW's two fp32 moments per parameter
 
 
 def parameter_count(model_path: str, trust_remote_code: bool = False) -> int:
-    """The model's parameters, counted on an empty (meta-device) copy built from its config: no weights load."""
+    """The model's parameters, without loading any weight: from the shapes in its safetensors files' headers
+    when it is a local directory (shared tensors are stored once), else from an empty (meta-device) copy built
+    from its config."""
+    files = sorted(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
+    if files:
+        from safetensors import safe_open
+
+        total = 0
+        for file in files:
+            with safe_open(str(file), framework="pt") as f:
+                total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+        return total
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 

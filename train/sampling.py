@@ -39,6 +39,7 @@ import random
 from dataclasses import asdict
 from pathlib import Path
 
+from accelerate.utils import gather_object
 from torch.utils.data import Sampler
 
 from stagerl.data.problems import (
@@ -50,7 +51,6 @@ from stagerl.data.problems import (
     posterior,
 )
 from stagerl.train.checkpoints import read_checkpoint_file
-from stagerl.train.distributed import gather
 
 SAMPLER_FILE = "sampler.json"
 # GRESO's constants, as in its reference code.
@@ -275,7 +275,7 @@ class PromptSampler:
              "drawn_learnability")  # fmt: skip
 
     def checkpoint_files(self) -> dict[str, str]:
-        drawn = gather(self.drawn)  # every rank must have drawn the same batches
+        drawn = gather_object([self.drawn])  # every rank must have drawn the same batches
         if any(d != drawn[0] for d in drawn):
             raise RuntimeError("prompt sampling: ranks drew different batches; their histories diverged")
         state = {k: getattr(self, k) for k in self.STATE}
