@@ -396,13 +396,13 @@ def right_answers(arm: str, seed: int, problem: int) -> int:
 
 def write_samples(plan, problems: int):
     """A stand-in for `evaluate_model` that writes the per-sample files (`id`, `sample`, `correct`) of the
-    curriculum whose stage it evaluates, by `right_answers`; `staged` lists its problems in reverse order."""
+    curriculum whose stage it evaluates, by `right_answers`; `shifted` lists its problems in reverse order."""
     specs = {c.name: c for c in plan.curricula}
 
     def evaluate(eval_spec, model, out_dir, log_path):
         spec = specs[plan.nodes[Path(model).parent.name.split("-")[0]].curricula[0]]
         out_dir.mkdir(parents=True, exist_ok=True)
-        order = range(problems)[:: -1 if spec.arm == "staged" else 1]
+        order = range(problems)[:: -1 if spec.arm == "shifted" else 1]
         for bench in eval_spec["benchmarks"]:
             right = {p: right_answers(spec.arm, spec.seed_point["seed"], p) for p in order}
             samples = [
@@ -457,7 +457,7 @@ def test_report_gives_each_arm_tokens_and_its_difference_from_the_baseline(tmp_p
     for bench in ("x", "y", "mean"):
         row = rows[("staged", bench)]
         low, estimate, high = float(row["ci_low"]), float(row["difference"]), float(row["ci_high"])
-        assert estimate == pytest.approx(expected, abs=1e-12)  # paired by id, though listed in reverse
+        assert estimate == pytest.approx(expected, abs=1e-12)
         assert low < estimate < high and high - low > 0.05
         assert (row["seeds_paired"], row["problems"]) == ("3", "24" if bench == "mean" else "12")
     assert rows[("mixed", "x")]["difference"] == ""  # the baseline itself
@@ -467,7 +467,8 @@ def test_report_gives_each_arm_tokens_and_its_difference_from_the_baseline(tmp_p
 
 def test_the_bootstrap_is_paired_by_seed_and_problem(tmp_path, monkeypatch):
     """`shifted` is `mixed` plus 0.25 on every (seed, problem), while both vary over problems and seeds: paired,
-    every replicate's difference is 0.25; an unpaired bootstrap would spread with the problems' spread."""
+    every replicate's difference is 0.25; an unpaired bootstrap would spread with the problems' spread, and so
+    would pairing by position (`shifted` lists its problems in reverse)."""
     text, rows = run_arms(tmp_path, monkeypatch)
     assert len({right_answers("mixed", s, p) for s in range(3) for p in range(12)}) == 3
     for bench in ("x", "y", "mean"):
