@@ -31,10 +31,18 @@ variations:
     set: {level3.learning_rate: 3.0e-5}      # STAGE.FIELD sets one stage; a bare FIELD sets every stage
 grid:                                        # crossed with every variation: one curriculum per combination
   seed: [0, 1]                               # any `set` key, or `stages`, `model`, `drop_solved`, `eval`
+report: {baseline: 1-2-3}                    # the report gives every arm minus this one (`report.py`)
 ```
 
-A variation may also replace `model`, `drop_solved` or `eval`. Unknown keys, a missing stage YAML or duplicate
-names fail before anything runs, naming the file, the curriculum and the key.
+A variation may also replace `model`, `drop_solved` or `eval`. A grid axis named `KEY1+KEY2+...` moves several
+keys together, one list of values per point: `seed+data_seed: [[0, 0], [1, 1]]` gives two curricula, not four.
+
+Seeds and arms: the axis that moves `seed` (alone or with other keys) is the seed axis. An arm is a
+variation at one point of the other axes (its name: the variation's, then `KEY=VALUE` for each other axis);
+its curricula, one per seed, are pooled by the report, which pairs arms by seed (the seed axis's values).
+`report: {baseline: ARM}` names the arm the report subtracts from every other. Unknown keys, a missing stage
+YAML, duplicate names or a baseline that is no arm fail before anything runs, naming the file, the curriculum
+and the key.
 
 Nodes: a stage's identity is the hash of its resolved config (the stage YAML's content hash and the
 overrides; not its name or where the YAML lives), of its parent's identity (the starting model for a first
@@ -83,7 +91,9 @@ RUNNER_FIELDS = (
     "problem_stats",
     "drop_solved",  # the curriculum's `drop_solved` decides it
 )
-SWEEP_KEYS = {"name", "base", "variations", "grid"}
+SWEEP_KEYS = {"name", "base", "variations", "grid", "report"}
+REPORT_KEYS = {"baseline"}
+SEED_KEY = "seed"  # the grid axis that moves it is the seed axis: the report pools and pairs over it
 VARIATION_KEYS = {"name", "stages", "set", "model", "drop_solved", "eval"}
 CURRICULUM_AXES = ("stages", "model", "drop_solved", "eval")  # grid axes that are not stage fields
 
@@ -134,7 +144,12 @@ def _cli_value(value) -> str:
 
 @dataclass
 class CurriculumSpec:
-    """An ordered list of stages plus run-wide settings; `point` is its grid point within a sweep."""
+    """An ordered list of stages plus run-wide settings.
+
+    Within a sweep: `variation` names the variation it comes from, `point` holds its grid values (key ->
+    value), `seed_point` those of the seed axis (empty without one) and `arm` the variation at the other
+    axes' values (see the module docstring).
+    """
 
     name: str
     model: str
@@ -144,6 +159,8 @@ class CurriculumSpec:
     source: str = ""
     variation: str = ""
     point: dict = field(default_factory=dict)
+    seed_point: dict = field(default_factory=dict)
+    arm: str = ""
 
     def resolved(self) -> dict:
         """Everything that decides what the run trains and evaluates (compared on a re-run)."""
@@ -342,8 +359,33 @@ def _apply(base: dict, variation: dict, where: str) -> dict:
     return raw
 
 
+def _grid_axes(grid, where: str) -> list[tuple[list[str], list[tuple]]]:
+    """The grid's axes: each the keys it moves (one, or several joined by `+`) and its points (one value per
+    key, in that order)."""
+    if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
+        raise ValueError(f"{where}: `grid` must map each axis to a non-empty list of values")
+    axes, moved = [], set()
+    for axis, values in grid.items():
+        keys = str(axis).split("+")
+        if len(keys) == 1:
+            axes.append((keys, [(v,) for v in values]))
+        else:
+            for value in values:
+                if not isinstance(value, list) or len(value) != len(keys):
+                    raise ValueError(
+                        f"{where}: grid axis {axis!r}: {value!r} must be a list of {len(keys)} values ({', '.join(keys)})"
+                    )
+            axes.append((keys, [tuple(v) for v in values]))
+        twice = moved & set(keys)
+        if twice:
+            raise ValueError(f"{where}: grid axis {axis!r}: {sorted(twice)} is already moved by another axis")
+        moved |= set(keys)
+    return axes
+
+
 def _variations(raw: dict, where: str) -> list[dict]:
-    """The variations crossed with the grid, each with `variation` (its name) and `point` (its grid values)."""
+    """The variations crossed with the grid, each with `variation` (its name), `point` (its grid values),
+    `seed_point` (the seed axis's values) and `arm` (see the module docstring)."""
     variations = raw.get("variations") or [{"name": raw["name"]}]
     if not isinstance(variations, list):
         raise ValueError(f"{where}: `variations` must be a list of mappings")
@@ -353,24 +395,45 @@ def _variations(raw: dict, where: str) -> list[dict]:
             raise ValueError(f"{where}: variation {i} must be a mapping")
         _only(var, VARIATION_KEYS, f"{where}: variation {i}")
         name = str(var.get("name", f"v{i}"))
-        out.append({**var, "name": name, "variation": name, "point": {}})
-    grid = raw.get("grid") or {}
-    if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
-        raise ValueError(f"{where}: `grid` must map each axis to a non-empty list of values")
+        out.append({**var, "name": name, "variation": name, "point": {}, "seed_point": {}, "arm": name})
+    axes = _grid_axes(raw.get("grid") or {}, where)
     crossed = []
-    for var in out if grid else []:
-        for values in itertools.product(*grid.values()):
+    for var in out if axes else []:
+        for values in itertools.product(*(points for _, points in axes)):
             new = copy.deepcopy(var)
             new["set"] = dict(new.get("set") or {})
-            new["point"] = dict(zip(grid, values, strict=True))
-            for axis, value in new["point"].items():
-                if axis in CURRICULUM_AXES:
-                    new[axis] = value
+            moves = [
+                dict(zip(keys, value, strict=True)) for (keys, _), value in zip(axes, values, strict=True)
+            ]
+            new["point"] = {k: v for move in moves for k, v in move.items()}
+            new["seed_point"] = next((move for move in moves if SEED_KEY in move), {})
+            for key, value in new["point"].items():
+                if key in CURRICULUM_AXES:
+                    new[key] = value
                 else:
-                    new["set"][axis] = value
-            new["name"] = "-".join([var["name"], *(f"{a}={_short(v)}" for a, v in new["point"].items())])
+                    new["set"][key] = value
+            labels = [(k, f"{k}={_short(v)}") for k, v in new["point"].items()]
+            new["name"] = "-".join([var["name"], *(label for _, label in labels)])
+            new["arm"] = "-".join(
+                [var["name"], *(label for k, label in labels if k not in new["seed_point"])]
+            )
             crossed.append(new)
     return crossed or out
+
+
+def _check_report(report, arms: list[str], where: str) -> dict:
+    """The sweep's `report:` settings, checked: `baseline` must name an arm."""
+    if report is None:
+        return {}
+    if not isinstance(report, dict):
+        raise ValueError(f"{where}: `report` must be a mapping, e.g. {{baseline: ARM}}")
+    _only(report, REPORT_KEYS, f"{where}: report")
+    baseline = report.get("baseline")
+    if baseline is not None and str(baseline) not in arms:
+        raise ValueError(
+            f"{where}: report: baseline {baseline!r} is not an arm of the sweep; arms: {sorted(set(arms))}"
+        )
+    return {**report, "baseline": None if baseline is None else str(baseline)}
 
 
 def load_sweep(path: str | Path) -> list[CurriculumSpec]:
@@ -393,13 +456,16 @@ def load_sweep(path: str | Path) -> list[CurriculumSpec]:
         raise ValueError(f"{where}: base {raw['base']} is not a curriculum (no `stages` list)")
     raw.setdefault("name", path.stem)
     curricula: dict[str, CurriculumSpec] = {}
-    for var in _variations(raw, where):
+    variations = _variations(raw, where)
+    _check_report(raw.get("report"), [var["arm"] for var in variations], where)
+    for var in variations:
         name = var["name"]
         if name in curricula:
             raise ValueError(f"{where}: curriculum name {name!r} is used twice")
         cur_where = f"{where}: curriculum {name!r}"
         spec = curriculum_from_mapping(_apply(base, var, cur_where), cur_where)
         spec.source, spec.variation, spec.point = f"{path}#{name}", var["variation"], var["point"]
+        spec.seed_point, spec.arm = var["seed_point"], var["arm"]
         curricula[name] = spec
     return list(curricula.values())
 
@@ -453,7 +519,7 @@ class Plan:
     """What one run directory trains: its curricula, and their distinct stages as a tree (parents first).
 
     `kind` is `curriculum` (one curriculum file: the one-branch tree, recorded in `curriculum.json`) or
-    `sweep` (recorded in `sweep.json`).
+    `sweep` (recorded in `sweep.json`); `report` is a sweep's checked `report:` settings.
     """
 
     name: str
@@ -462,6 +528,7 @@ class Plan:
     curricula: list[CurriculumSpec]
     nodes: dict[str, Node]
     paths: dict[str, list[str]]
+    report: dict = field(default_factory=dict)
 
     @property
     def record_file(self) -> str:
@@ -553,9 +620,11 @@ def load_plan(path: str | Path, *, sweep: bool = False) -> Plan:
     if sweep:
         curricula = load_sweep(path)
         raw = yaml.safe_load(Path(path).read_text())
-        return build_plan(
+        plan = build_plan(
             curricula, name=str(raw.get("name") or Path(path).stem), source=str(path), kind="sweep"
         )
+        plan.report = _check_report(raw.get("report"), [c.arm for c in curricula], str(path))
+        return plan
     spec = load_curriculum(path)
     return build_plan([spec], name=spec.name, source=spec.source, kind="curriculum")
 

@@ -5,10 +5,29 @@
 - A sweep adds, first: one row per curriculum (final reward, time had it run alone, last evaluation), the
   tree, and, when its grid has a `seed` axis, the final evaluation per curriculum as mean and spread over
   seeds (with the mean over benchmarks).
+- Arms, for a sweep with a seed axis or a `report: {baseline: ARM}` (arms and the seed axis: `plan.py`): per
+  arm, its seeds pooled, the rollouts and completion tokens its stages generated (`stage.json`'s
+  `generation`, summed over every stage of every curriculum of the arm: a stage shared by several curricula
+  counts in each), and its final pass@1 per benchmark and on their mean; with a baseline, each other arm
+  minus the baseline with a paired bootstrap 95% interval (below). Also in `arms.csv` (one row per arm and
+  benchmark, `mean` last) and `arms.png`.
 - Plots: training reward against steps spent (`reward.png` / `rewards.png`), evaluation against steps spent,
   one line per curriculum (mean over seeds) and a panel per benchmark (`eval.png`), and for a sweep the time
   each curriculum took, shared stages hatched (`time.png`). `report.csv`: one row per (curriculum, stage).
 A curriculum's markdown is `summary.md`, a sweep's `report.md`.
+
+The difference of an arm from the baseline is read from the per-sample files of each curriculum's final
+evaluation (`<node dir>/eval/<benchmark>.jsonl`: `id`, `sample`, `correct`; ungraded samples left out). A
+problem's pass@1 is the mean of its samples' `correct`. The arm and the baseline are paired by seed (equal
+seed-axis values) and by problem (equal `id`): the seeds at which both have a final evaluation count, the
+benchmarks both have at every such seed, and per benchmark the problems both have at every such seed. With d[s, p] = arm's pass@1 - baseline's on
+problem p at seed s (S seeds, P problems of a benchmark), the estimate is the mean of d over all (s, p). Each
+of `BOOTSTRAP_REPLICATES` replicates draws S seeds with replacement (once, for every benchmark) and, per
+benchmark, P problems with replacement (the same problems at every drawn seed), and takes the mean of d over
+the drawn (seed, problem) pairs; the mean over benchmarks weights benchmarks equally, in the estimate and in
+every replicate. The interval is the 2.5th and 97.5th percentiles of the replicates. The draws come from a
+generator seeded with `BOOTSTRAP_SEED` afresh for every arm, so the report is deterministic and an arm's
+interval does not depend on the other arms.
 """
 
 from __future__ import annotations
@@ -20,12 +39,19 @@ import numbers
 import statistics
 from pathlib import Path
 
+import numpy as np
+
 from stagerl.curricula.plan import Plan
 from stagerl.data.files import atomic_path, atomic_write_text
 
 FILES = {"curriculum": ("summary.md", "reward.png"), "sweep": ("report.md", "rewards.png")}
 COLUMNS = ["curriculum", "position", "stage", "node", "parent", "shared_by", "status", "steps",
            "reward_start", "reward_end", "wall_time_s", "launch_s", "cumulative_steps", "cumulative_time_s"]  # fmt: skip
+ARM_COLUMNS = (
+    "arm seeds rollouts completion_tokens benchmark pass@1 baseline seeds_paired problems difference ci_low ci_high"
+).split()
+BOOTSTRAP_REPLICATES = 2000
+BOOTSTRAP_SEED = 0
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -111,11 +137,10 @@ def stage_table(rows: list[dict]) -> str:
 
 
 def _groups(plan: Plan) -> dict[str, list[str]]:
-    """Curricula grouped over the `seed` axis of the grid: group name -> curriculum names."""
+    """Curricula grouped over the seed axis of the grid (their arms): arm name -> curriculum names."""
     groups: dict[str, list[str]] = {}
     for spec in plan.curricula:
-        rest = [f"{a}={v}" for a, v in spec.point.items() if a != "seed"]
-        groups.setdefault("-".join([spec.variation or spec.name, *rest]), []).append(spec.name)
+        groups.setdefault(spec.arm or spec.name, []).append(spec.name)
     return groups
 
 
@@ -141,7 +166,205 @@ def seed_table(plan: Plan, rows: list[dict]) -> str:
     return "\n".join(_table(head, body))
 
 
-def _overview(plan: Plan, record: dict, rows: list[dict]) -> list[str]:
+def per_problem_pass(path: Path) -> dict[str, float]:
+    """Per-problem pass@1 from an evaluation's per-sample file: the mean `correct` of each problem's graded
+    samples (ungraded ones, `correct` null, left out; a problem without a graded sample too).
+
+    Raises:
+        ValueError: a line that is not a JSON object with `id` and `correct`, naming the file and line.
+    """
+    graded: dict[str, list[float]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            problem, correct = str(row["id"]), row["correct"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"{path}:{number}: not a per-sample evaluation line ({type(e).__name__}: {e})"
+            ) from None
+        if correct is not None:
+            graded.setdefault(problem, []).append(float(correct))
+    return {problem: sum(values) / len(values) for problem, values in graded.items()}
+
+
+def final_pass(run_dir: Path, plan: Plan, record: dict, name: str) -> dict[str, dict[str, float]]:
+    """A curriculum's final evaluation, per problem: benchmark -> problem id -> pass@1, for every benchmark of
+    its last stage's recorded evaluation whose per-sample file is there (empty when none was recorded)."""
+    entry = record["nodes"][plan.paths[name][-1]]
+    eval_dir = run_dir / entry["dir"] / "eval"
+    files = {b: eval_dir / f"{b}.jsonl" for b in entry.get("eval") or {}}
+    return {b: per_problem_pass(path) for b, path in sorted(files.items()) if path.is_file()}
+
+
+def generated(run_dir: Path, plan: Plan, record: dict, names: list[str]) -> dict[str, int | None]:
+    """Rollouts and completion tokens generated by the stages of the curricula `names`, from each stage's
+    `stage.json`; a stage counts once per curriculum through it. None where a stage did not record them."""
+    totals: dict[str, int | None] = {"rollouts": 0, "completion_tokens": 0}
+    for name in names:
+        for nid in plan.paths[name]:
+            stage_json = run_dir / record["nodes"][nid]["dir"] / "stage.json"
+            counts = (
+                (json.loads(stage_json.read_text()).get("generation") or {}) if stage_json.is_file() else {}
+            )
+            for key, total in totals.items():
+                totals[key] = None if total is None or counts.get(key) is None else total + counts[key]
+    return totals
+
+
+def paired_differences(arm: dict[str, dict], baseline: dict[str, dict]) -> dict[str, np.ndarray]:
+    """The paired differences d[s, p] per benchmark (see the module docstring).
+
+    Args:
+        arm, baseline: seed key -> `final_pass` of the curriculum at that seed.
+
+    Returns:
+        benchmark -> d (seeds x problems: the seeds both evaluated, in sorted order; the problems both have at
+        every such seed, sorted by id), for the benchmarks both have at every such seed; empty when none.
+    """
+    seeds = sorted(s for s in arm if s in baseline and arm[s] and baseline[s])
+    if not seeds:
+        return {}
+    benches = sorted(set.intersection(*(set(arm[s]) & set(baseline[s]) for s in seeds)))
+    diffs = {}
+    for b in benches:
+        problems = sorted(set.intersection(*(set(arm[s][b]) & set(baseline[s][b]) for s in seeds)))
+        if problems:
+            diffs[b] = np.array([[arm[s][b][p] - baseline[s][b][p] for p in problems] for s in seeds])
+    return diffs
+
+
+def paired_bootstrap(
+    diffs: dict[str, np.ndarray], replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> dict[str, tuple[float, float, float]]:
+    """The estimate and 95% interval of the mean paired difference, per benchmark and on their mean, by the
+    bootstrap of the module docstring.
+
+    Args:
+        diffs: benchmark -> d[s, p] (`paired_differences`: the same seeds, in the same order, for every one).
+        replicates: bootstrap replicates.
+        seed: the seed of the draws.
+
+    Returns:
+        benchmark (and `mean`, the benchmarks weighted equally) -> (estimate, 2.5th, 97.5th percentile).
+
+    >>> out = paired_bootstrap({"a": np.full((2, 3), 0.25), "b": np.array([[0.0, 0.5], [0.5, 0.0]])})
+    >>> [round(v, 6) for v in out["a"]], round(out["mean"][0], 6)
+    ([0.25, 0.25, 0.25], 0.25)
+    """
+    rng = np.random.default_rng(seed)
+    n_seeds = next(iter(diffs.values())).shape[0]
+    drawn_seeds = rng.integers(0, n_seeds, size=(replicates, n_seeds))
+    seed_counts = (drawn_seeds[:, :, None] == np.arange(n_seeds)).sum(axis=1)  # replicates x seeds
+    out, per_bench = {}, []
+    for bench, d in diffs.items():
+        drawn_problems = rng.integers(0, d.shape[1], size=(replicates, d.shape[1]))
+        over_seeds = seed_counts @ d / n_seeds  # each replicate's mean over its drawn seeds, per problem
+        reps = np.take_along_axis(over_seeds, drawn_problems, axis=1).mean(axis=1)
+        per_bench.append(reps)
+        out[bench] = (float(d.mean()), *(float(q) for q in np.percentile(reps, [2.5, 97.5])))
+    estimate = float(np.mean([d.mean() for d in diffs.values()]))
+    out["mean"] = (estimate, *(float(q) for q in np.percentile(np.mean(per_bench, axis=0), [2.5, 97.5])))
+    return out
+
+
+def _pooled_pass(finals: list[dict], bench: str) -> float | None:
+    """pass@1 on `bench` over a list of `final_pass` results: the mean over problems, then over results."""
+    per_seed = [statistics.mean(final[bench].values()) for final in finals if final.get(bench)]
+    return statistics.mean(per_seed) if per_seed else None
+
+
+def arm_rows(run_dir: Path, plan: Plan, record: dict) -> list[dict]:
+    """The arms' figures (see the module docstring): one row (`ARM_COLUMNS`) per arm and benchmark, then
+    `mean`. The difference columns are absent without a baseline, for the baseline, where nothing pairs, and
+    on the mean unless every benchmark pairs."""
+    baseline = plan.report.get("baseline")
+    specs = {c.name: c for c in plan.curricula}
+    finals = {
+        arm: {
+            json.dumps(specs[n].seed_point, sort_keys=True): final_pass(run_dir, plan, record, n)
+            for n in names
+        }
+        for arm, names in _groups(plan).items()
+    }
+    benches = sorted({b for runs in finals.values() for final in runs.values() for b in final})
+    rows = []
+    for arm, names in _groups(plan).items():
+        passes = {b: _pooled_pass(list(finals[arm].values()), b) for b in benches}
+        passes["mean"] = statistics.mean(passes.values()) if benches and None not in passes.values() else None
+        diffs = paired_differences(finals[arm], finals[baseline]) if baseline and arm != baseline else {}
+        interval = paired_bootstrap(diffs) if diffs else {}
+        if len(diffs) < len(benches):
+            interval.pop("mean", None)
+        counts = generated(run_dir, plan, record, names)
+        for b in [*benches, "mean"]:
+            row = {
+                "arm": arm,
+                "seeds": len(names),
+                **counts,
+                "benchmark": b,
+                "pass@1": passes[b],
+                "baseline": baseline or "",
+            }
+            if b in interval:
+                row["seeds_paired"] = next(iter(diffs.values())).shape[0]
+                row["problems"] = diffs[b].shape[1] if b in diffs else sum(d.shape[1] for d in diffs.values())
+                row["difference"], row["ci_low"], row["ci_high"] = interval[b]
+            rows.append(row)
+    return rows
+
+
+def _interval(row: dict) -> str:
+    if "difference" not in row:
+        return "-"
+    return f"{row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+
+
+def arm_tables(plan: Plan, arms: list[dict]) -> list[str]:
+    """The arms' markdown: their tokens and final pass@1, then each minus the baseline with its interval."""
+    benches = list(dict.fromkeys(r["benchmark"] for r in arms))
+    by_arm: dict[str, dict[str, dict]] = {}
+    for r in arms:
+        by_arm.setdefault(r["arm"], {})[r["benchmark"]] = r
+    axis = next((c.seed_point for c in plan.curricula if c.seed_point), {})
+    pooled = f"seeds pooled: the seed axis moves {', '.join(axis)}" if axis else "one curriculum each"
+    lines = [
+        "",
+        f"## Arms ({pooled})",
+        "",
+        "Rollouts and completion tokens: generated by every stage of every curriculum of the arm (all seeds); a "
+        "stage shared by several curricula counts in each. pass@1: the final evaluation, per problem over its "
+        "samples, then over problems, then over seeds.",
+        "",
+    ]
+    body = []
+    for arm, r in by_arm.items():
+        counts = [_fmt(r["mean"][k], "d") for k in ("seeds", "rollouts", "completion_tokens")]
+        body.append([arm, *counts, *[_fmt(r[b]["pass@1"]) for b in benches]])
+    lines += _table(
+        ["arm", "seeds", "rollouts", "completion tokens", *[f"{b} pass@1" for b in benches]], body
+    )
+    baseline = plan.report.get("baseline")
+    if not baseline:
+        return [*lines, ""]
+    lines += [
+        "",
+        f"Each arm minus {baseline}: the mean difference of per-problem pass@1 over the pairs (same seed, same "
+        f"problem), with a paired bootstrap 95% interval ({BOOTSTRAP_REPLICATES} replicates resampling seeds and "
+        f"problems, generator seed {BOOTSTRAP_SEED}); problems per benchmark in `arms.csv`.",
+        "",
+    ]
+    body = []
+    for arm, r in by_arm.items():
+        if arm != baseline:
+            cells = [_interval(r[b]) for b in benches]
+            body.append([arm, _fmt(r["mean"].get("seeds_paired"), "d"), *cells])
+    lines += _table(["arm", "seeds paired", *[f"{b} - {baseline}" for b in benches]], body)
+    return [*lines, ""]
+
+
+def _overview(plan: Plan, record: dict, rows: list[dict], arms: list[dict]) -> list[str]:
     nodes = record["nodes"]
     benches = _benchmarks(rows)
     trained = [r for r in rows if r["position"]]
@@ -165,6 +388,8 @@ def _overview(plan: Plan, record: dict, rows: list[dict]) -> list[str]:
     lines += _table(head, body)
     if any("seed" in c.point for c in plan.curricula) and benches:
         lines += ["", "Final evaluation over seeds (mean ± half the range):", "", seed_table(plan, rows)]
+    if arms:
+        lines += arm_tables(plan, arms)
     status = {k: v["status"] for k, v in nodes.items()}
     return [*lines, "", "## Tree", "", "```text", plan.format_tree(status), "```", ""]
 
@@ -269,6 +494,38 @@ def plot_time(plan: Plan, record: dict, rows: list[dict], path: Path) -> None:
     _save_figure(fig, path)
 
 
+def plot_arms(plan: Plan, arms: list[dict], path: Path) -> None:
+    """Each arm minus the baseline with its 95% interval, a panel per benchmark and their mean (when there is
+    a baseline), and the completion tokens each arm generated."""
+    benches = list(dict.fromkeys(r["benchmark"] for r in arms))
+    names = list(dict.fromkeys(r["arm"] for r in arms))
+    baseline = plan.report.get("baseline")
+    compared = [n for n in names if n != baseline] if baseline else []
+    plt = _pyplot()
+    panels = [*benches, "tokens"] if compared else ["tokens"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.5 * len(names) + 2), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        if panel == "tokens":
+            tokens = {r["arm"]: r["completion_tokens"] for r in arms}
+            ax.barh(range(len(names)), [tokens[n] or 0 for n in names], color="grey")
+            ax.set_xlabel("completion tokens generated (all seeds)")
+            ax.set_title("cost")
+        else:
+            rows = {r["arm"]: r for r in arms if r["benchmark"] == panel and "difference" in r}
+            shown = [n for n in compared if n in rows]
+            estimates = [rows[n]["difference"] for n in shown]
+            below = [rows[n]["difference"] - rows[n]["ci_low"] for n in shown]
+            above = [rows[n]["ci_high"] - rows[n]["difference"] for n in shown]
+            ax.errorbar(estimates, [names.index(n) for n in shown], xerr=[below, above], fmt="o", capsize=4)
+            ax.axvline(0.0, color="grey", linestyle=":")
+            ax.set_xlabel(f"pass@1 minus {baseline} (95% interval)")
+            ax.set_title(panel if panel != "mean" else "mean over benchmarks")
+        labels = [f"{n} (baseline)" if n == baseline else n for n in names]
+        ax.set_yticks(range(len(names)), labels)  # every arm on its own row in every panel, in sweep order
+        ax.set_ylim(len(names) - 0.5, -0.5)
+    _save_figure(fig, path)
+
+
 def write_report(run_dir: str | Path, plan: Plan, record: dict) -> str:
     """Write the report files into the run directory (see the module docstring).
 
@@ -295,7 +552,17 @@ def write_report(run_dir: str | Path, plan: Plan, record: dict) -> str:
     if plan.kind == "sweep":
         plot_time(plan, record, rows, run_dir / "time.png")
         plots.append("time.png")
-        lines += _overview(plan, record, rows)
+        has_arms = plan.report.get("baseline") or any(c.seed_point for c in plan.curricula)
+        arms = arm_rows(run_dir, plan, record) if has_arms else []
+        if arms:
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=ARM_COLUMNS, restval="", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(arms)
+            atomic_write_text(run_dir / "arms.csv", out.getvalue())
+            plot_arms(plan, arms, run_dir / "arms.png")
+            plots.append("arms.png")
+        lines += _overview(plan, record, rows, arms)
     lines += [f"![{p}]({p})" for p in plots]
     for name in plan.paths:
         heading = [f"## {name}", ""] if plan.kind == "sweep" else []

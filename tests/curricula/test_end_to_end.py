@@ -1,5 +1,6 @@
 """Curricula and sweeps end to end through launch.sh, on the tiny random model (slow tier)."""
 
+import csv
 import json
 import os
 import signal
@@ -277,13 +278,16 @@ def test_sweep_killed_at_random_instants_ends_like_an_uninterrupted_run(tmp_path
 def test_study_sweep_smoke(tmp_path):
     """configs/sweeps/study.yaml as shipped (its curricula, their shared first stage, the evaluations), on the
     tiny model for 2 steps a stage and one seed: every curriculum ends evaluated on every level, and the
-    report has the table over seeds and the plot against steps."""
+    report has the table over seeds, the plot against steps, and each arm's tokens (read from the stages'
+    records) and its difference from `mixed` (from the evaluations' per-sample files)."""
     base = yaml.safe_load((ROOT / "configs/curricula/study.yaml").read_text())
     base["model"] = "stagerl:tiny-random"
     base["defaults"].update(max_steps=2, max_completion_length=8, save_steps=2)
     base["eval"].update(limit=1, samples=1, max_new_tokens=4)
     sweep = yaml.safe_load((ROOT / "configs/sweeps/study.yaml").read_text())
-    sweep.update(base=str(write(tmp_path, base, "study.yaml")), grid={"seed": [0]})
+    sweep.update(
+        base=str(write(tmp_path, base, "study.yaml")), grid={"seed": [0]}, report={"baseline": "mixed"}
+    )
     proc = launch("--sweep", write(tmp_path, sweep, "sweep.yaml"), "--output_dir", tmp_path / "sw")
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((tmp_path / "sw" / "sweep.json").read_text())
@@ -295,3 +299,9 @@ def test_study_sweep_smoke(tmp_path):
     report = (tmp_path / "sw" / "report.md").read_text()
     assert "Final evaluation over seeds" in report and "| staged | 1 |" in report
     assert (tmp_path / "sw" / "eval.png").stat().st_size > 1000
+    with open(tmp_path / "sw" / "arms.csv") as f:
+        arms = list(csv.DictReader(f))
+    assert {r["arm"] for r in arms} == names and all(int(r["completion_tokens"]) > 0 for r in arms)
+    compared = [r for r in arms if r["arm"] != "mixed"]
+    assert compared and all(r["difference"] != "" and r["seeds_paired"] == "1" for r in compared)
+    assert "Each arm minus mixed" in report and (tmp_path / "sw" / "arms.png").stat().st_size > 1000

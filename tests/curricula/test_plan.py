@@ -131,6 +131,29 @@ def test_grid_crosses_variations(tmp_path):
     assert len(plan.nodes) == 2 * 4 + 2 * 3
 
 
+def test_grid_axis_moving_several_keys_and_the_seed_axis(tmp_path):
+    spec = {
+        "name": "g",
+        "base": SMOKE_BASE,
+        "variations": [{"name": "a"}, {"name": "b", "stages": ["level1"]}],
+        "grid": {"seed+data_seed": [[0, 10], [1, 11]], "level1.learning_rate": [1.0e-5, 3.0e-5]},
+        "report": {"baseline": "b-level1.learning_rate=3e-05"},
+    }
+    plan = load_plan(write(tmp_path, spec, "s.yaml"), sweep=True)
+    assert len(plan.curricula) == 2 * 2 * 2  # the pairs move together: not 2 x 2 x 2 x 2
+    cur = by_name(plan.curricula)["b-seed=1-data_seed=11-level1.learning_rate=3e-05"]
+    assert cur.point == {"seed": 1, "data_seed": 11, "level1.learning_rate": 3.0e-5}
+    assert cur.seed_point == {"seed": 1, "data_seed": 11} and cur.arm == "b-level1.learning_rate=3e-05"
+    assert [(s.overrides["seed"], s.overrides["data_seed"]) for s in cur.stages] == [(1, 11)]
+    assert plan.report == {"baseline": "b-level1.learning_rate=3e-05"}
+    arms = {c.arm for c in plan.curricula}
+    assert arms == {f"{v}-level1.learning_rate={lr}" for v in "ab" for lr in ("1e-05", "3e-05")}
+    plain = load_plan(
+        write(tmp_path, {"base": SMOKE_BASE, "grid": {"data_seed": [1, 2]}}, "p.yaml"), sweep=True
+    )
+    assert all(c.seed_point == {} for c in plain.curricula) and plain.report == {}  # no `seed` moved
+
+
 def test_grid_over_stage_orders(tmp_path):
     spec = {"base": SMOKE_BASE, "grid": {"stages": [["level1", "level2", "level3"], ["level1", "level3"]]}}
     plan = load_plan(write(tmp_path, spec, "orders.yaml"), sweep=True)
@@ -165,6 +188,10 @@ def test_node_identity():
         (lambda s: s["variations"].append({"name": "a"}), "curriculum name 'a' is used twice"),
         (lambda s: s.update(base="nope.yaml"), "base curriculum nope.yaml does not exist"),
         (lambda s: s.update(grid={"max_steps": []}), "non-empty list"),
+        (lambda s: s.update(grid={"seed+data_seed": [[0, 0], [1]]}), "'seed+data_seed': [1] must be a list of 2 values"),
+        (lambda s: s.update(grid={"seed+data_seed": [[0, 0]], "seed": [1]}), "grid axis 'seed': ['seed'] is already moved"),
+        (lambda s: s.update(report={"baseline": "b"}), "report: baseline 'b' is not an arm of the sweep; arms: ['a']"),
+        (lambda s: s.update(report={"baselin": "a"}), "report: unknown keys ['baselin']"),
     ],
 )  # fmt: skip
 def test_bad_sweep_errors_name_the_problem(tmp_path, mutate, message):

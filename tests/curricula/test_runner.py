@@ -1,6 +1,7 @@
 """The runner with training faked: records, dry run and emitted commands, the loop for curricula and sweeps,
 evaluation (also on several machines), moved run directories, the report."""
 
+import csv
 import json
 import shlex
 import shutil
@@ -41,6 +42,7 @@ class FakeTrainer:
         (out / "final").mkdir(parents=True, exist_ok=True)
         record = {"steps": 2, "reward_start": 0.1, "reward_end": 0.5, "wall_time_s": 3.0,
                   "reward_history": [[1, 0.1], [2, 0.5]]}  # fmt: skip
+        record["generation"] = {"rollouts": 8, "completion_tokens": 100}  # what `stage.json` counts
         (out / "stage.json").write_text(json.dumps(record))
         return 0
 
@@ -438,3 +440,116 @@ def test_a_secondary_machine_refuses_a_run_directory_the_primary_does_not_write(
         main([plan, "--output_dir", str(shared)])
     monkeypatch.setenv("MAIN_PROCESS_PORT", "29400")
     run_mod.check_shared(shared.resolve(), primary=False)  # this run's mark: accepted
+
+
+# --- the report's arms: tokens, and each arm minus a baseline with a paired bootstrap interval ---
+
+SAMPLES = 4  # per problem, in the fake per-sample evaluation files
+
+
+def right_answers(arm: str, seed: int, problem: int) -> int:
+    """How many of a problem's samples are right, per arm: `shifted` is `mixed` plus one on every (seed,
+    problem), `staged` differs from it by an uneven amount."""
+    base = (problem + seed) % 3
+    return {"mixed": base, "shifted": base + 1, "staged": (7 * problem + 3 * seed) % 5}[arm]
+
+
+def write_samples(plan, problems: int):
+    """A stand-in for `evaluate_model` that writes the per-sample files (`id`, `sample`, `correct`) of the
+    curriculum whose stage it evaluates, by `right_answers`; `shifted` lists its problems in reverse order."""
+    specs = {c.name: c for c in plan.curricula}
+
+    def evaluate(eval_spec, model, out_dir, log_path, prefix):
+        spec = specs[plan.nodes[Path(model).parent.name.split("-")[0]].curricula[0]]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        order = range(problems)[:: -1 if spec.arm == "shifted" else 1]
+        for bench in eval_spec["benchmarks"]:
+            right = {p: right_answers(spec.arm, spec.seed_point["seed"], p) for p in order}
+            samples = [
+                {"id": f"{bench}-{p}", "sample": k, "correct": k < right[p]}
+                for p in order
+                for k in range(SAMPLES)
+            ]
+            lines = [json.dumps(sample) for sample in samples]
+            (out_dir / f"{bench}.jsonl").write_text("\n".join(lines) + "\n")
+        return write_summary(out_dir, dict.fromkeys(eval_spec["benchmarks"], 0.5))
+
+    return evaluate
+
+
+def run_arms(tmp_path, monkeypatch, *, problems: int = 12, seeds: int = 3, report=None):
+    """A sweep of three arms (`mixed`, the baseline; `staged`, whose first stage is `mixed`'s; `shifted`) over
+    `seeds` seeds moving `seed` and `data_seed` together, run with training and evaluation faked."""
+    base = yaml.safe_load(Path(SMOKE_BASE).read_text())
+    base["eval"] = {"benchmarks": ["x", "y"]}
+    variations = [
+        {"name": "mixed", "stages": ["level1"]},
+        {"name": "staged", "stages": ["level1", "level2"]},
+        {"name": "shifted", "stages": ["level1"], "set": {"learning_rate": 3.0e-5}},
+    ]
+    spec = {
+        "name": "arms",
+        "base": str(write(tmp_path, base, "base.yaml")),
+        "variations": variations,
+        "grid": {"seed+data_seed": [[s, s] for s in range(seeds)]},
+        "report": {"baseline": "mixed"} if report is None else report,
+    }
+    plan = load_plan(write(tmp_path, spec, "arms.yaml"), sweep=True)
+    monkeypatch.setattr(run_mod, "run_logged", FakeTrainer())
+    monkeypatch.setattr(run_mod, "evaluate_model", write_samples(plan, problems))
+    record, failed = run_plan(plan, tmp_path / "sw", PLAIN)
+    assert not failed
+    text = write_report(tmp_path / "sw", plan, record.data)
+    with open(tmp_path / "sw" / "arms.csv") as f:
+        rows = {(r["arm"], r["benchmark"]): r for r in csv.DictReader(f)}
+    return text, rows
+
+
+def test_report_gives_each_arm_tokens_and_its_difference_from_the_baseline(tmp_path, monkeypatch):
+    text, rows = run_arms(tmp_path, monkeypatch)
+    # Tokens: 100 per stage (FakeTrainer); staged's level1 is mixed's, counted in both.
+    assert "| mixed | 3 | 24 | 300 | 0.250 | 0.250 | 0.250 |" in text
+    assert "| staged | 3 | 48 | 600 |" in text and "| shifted | 3 | 24 | 300 | 0.500 |" in text
+    expected = sum(
+        right_answers("staged", s, p) - right_answers("mixed", s, p) for s in range(3) for p in range(12)
+    )
+    expected /= SAMPLES * 3 * 12
+    for bench in ("x", "y", "mean"):
+        row = rows[("staged", bench)]
+        low, estimate, high = float(row["ci_low"]), float(row["difference"]), float(row["ci_high"])
+        assert estimate == pytest.approx(expected, abs=1e-12)
+        assert low < estimate < high and high - low > 0.05
+        assert (row["seeds_paired"], row["problems"]) == ("3", "24" if bench == "mean" else "12")
+    assert rows[("mixed", "x")]["difference"] == ""  # the baseline itself
+    assert f"| staged | 3 | {expected:+.3f} [" in text
+    assert (tmp_path / "sw" / "arms.png").stat().st_size > 1000
+
+
+def test_the_bootstrap_is_paired_by_seed_and_problem(tmp_path, monkeypatch):
+    """`shifted` is `mixed` plus 0.25 on every (seed, problem), while both vary over problems and seeds: paired,
+    every replicate's difference is 0.25; an unpaired bootstrap would spread with the problems' spread, and so
+    would pairing by position (`shifted` lists its problems in reverse)."""
+    text, rows = run_arms(tmp_path, monkeypatch)
+    assert len({right_answers("mixed", s, p) for s in range(3) for p in range(12)}) == 3
+    for bench in ("x", "y", "mean"):
+        row = rows[("shifted", bench)]
+        assert [float(row[k]) for k in ("ci_low", "difference", "ci_high")] == pytest.approx(
+            [0.25] * 3, abs=1e-12
+        )
+    assert "| shifted | 3 |" + " +0.250 [+0.250, +0.250] |" * 3 in text
+
+
+def test_the_interval_shrinks_with_more_problems(tmp_path, monkeypatch):
+    widths = []
+    for problems in (15, 150):
+        (tmp_path / str(problems)).mkdir()
+        _, rows = run_arms(tmp_path / str(problems), monkeypatch, problems=problems)
+        row = rows[("staged", "mean")]
+        widths.append(float(row["ci_high"]) - float(row["ci_low"]))
+    assert widths[1] < widths[0] / 2
+
+
+def test_without_a_baseline_no_differences_are_reported(tmp_path, monkeypatch):
+    text, rows = run_arms(tmp_path, monkeypatch, report={})
+    assert "| staged | 3 | 48 | 600 |" in text and " minus " not in text
+    assert all(r["difference"] == "" and r["baseline"] == "" for r in rows.values())
