@@ -73,7 +73,7 @@ def node_command(plan: Plan, node: Node, run_dir: Path, prefix: list[str]) -> li
     cmd += ["--run_name", run_name(plan, node), "--run_group", plan.name]
     if ancestors:
         cmd += ["--previous_stage", str(run_dir / ancestors[-1].dir)]
-    if node.eval:
+    if node.evaluated:
         cmd += ["--eval_follows", "true"]
     if node.drop_solved and ancestors:
         cmd += ["--drop_solved", "true"]

@@ -7,7 +7,7 @@ name: demo
 model: stagerl:smollm2-135m-instruct     # the first stage's policy; stage k+1 starts from stage k's export
 defaults: {config: configs/stages/smoke.yaml, max_completion_length: 64}   # applied to every stage
 drop_solved: false                      # drop problems earlier stages always/never solved (zero advantage)
-eval: {benchmarks: [math500], limit: 20, samples: 1, max_new_tokens: 256, initial: true}  # after every stage
+eval: {benchmarks: [math500], limit: 20, samples: 1, max_new_tokens: 256, initial: true}  # after every stage (`last_only: true`: after the last)
 stages:
   - name: level1
     data: [arithmetic:1]                # one level, or a weighted mix: [arithmetic:1@0.7, math-levels:1@0.3]
@@ -78,6 +78,7 @@ EVAL_KEYS = {
     "top_p",
     "prompt_template",
     "initial",
+    "last_only",
 }
 # Set on every stage's command line by the runner, never by a curriculum.
 RUNNER_FIELDS = (
@@ -486,7 +487,13 @@ class Node:
     depth: int
     dir: str  # relative to the run directory
     curricula: list[str] = field(default_factory=list)
-    eval: dict | None = None  # what to evaluate after training: the first `eval:` among its curricula
+    eval: dict | None = None  # how its curricula evaluate: the first `eval:` among them
+    last: bool = False  # the last stage of one of its curricula
+
+    @property
+    def evaluated(self) -> bool:
+        """Whether its export is evaluated: an `eval:` asks, after every stage or (`last_only`) the last."""
+        return bool(self.eval) and (self.last or not self.eval.get("last_only"))
 
 
 def node_id(stage: dict, parent: str | None, model: str, drop_solved: bool) -> str:
@@ -605,6 +612,7 @@ def build_plan(curricula: list[CurriculumSpec], *, name: str, source: str, kind:
                 )
             nodes[nid].curricula.append(spec.name)
             nodes[nid].eval = nodes[nid].eval or spec.eval
+            nodes[nid].last = nodes[nid].last or depth == len(spec.stages) - 1
             path.append(nid)
             parent = nid
         paths[spec.name] = path

@@ -260,10 +260,10 @@ class Runner:
             entry.update(status="done", checkpoint=f"{node.dir}/final", metrics=stage_metrics(node_dir),
                          finished=_now())  # fmt: skip
             self.record.save()
-        if node.eval and not self.evaluate(lambda data: data["nodes"][node.id], node, str(node_dir / "final"),
+        if node.evaluated and not self.evaluate(lambda data: data["nodes"][node.id], node, str(node_dir / "final"),
                                            node_dir / "eval", node_dir / self.log_name("eval"), label):  # fmt: skip
             self.failed.append(node.id)
-        elif node.eval and self.primary and not self.publish(node_dir, entry["eval"], label):
+        elif node.evaluated and self.primary and not self.publish(node_dir, entry["eval"], label):
             self.failed.append(f"publication of {node.id}")
 
     def publish(self, node_dir: Path, evaluation: dict[str, float], label: str) -> bool:

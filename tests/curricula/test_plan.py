@@ -229,3 +229,12 @@ def test_stage_commands_name_their_tracker_run_and_the_stage_they_follow(tmp_pat
     first, second = curriculum.paths["t"]
     after = {"--run_name": "t/b", "--run_group": "t", "--eval_follows": "true"}
     assert flags(curriculum, second) == {**after, "--previous_stage": str(tmp_path / "stage-1-a")}
+
+
+def test_last_only_evaluates_each_curriculums_last_stage(tmp_path):
+    spec = json.loads(json.dumps(BASE))
+    spec["eval"] = {"benchmarks": ["arith1"], "last_only": True}
+    plan = load_plan(write(tmp_path, spec))
+    assert [n.evaluated for n in plan.nodes.values()] == [False, True]
+    del spec["eval"]["last_only"]
+    assert all(n.evaluated for n in load_plan(write(tmp_path, spec)).nodes.values())
