@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from stagerl.curricula.plan import load_curriculum
+from stagerl.curricula.spec import load_curriculum
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -50,8 +50,15 @@ def write_pool(path: Path, size: int, seed: int) -> list[float]:
     """`size` problems drawn from the signals file, with their pass rates; returns the pass rates."""
     rows = [json.loads(line) for line in SIGNALS.open()]
     rows = random.Random(seed).sample(rows, size)
-    pool = [{"id": r["id"], "problem": r["problem"], "answer": r["answer"],
-             "pass_rate": PASS_AT_8[r["difficulty"]] / 8} for r in rows]  # fmt: skip
+    pool = [
+        {
+            "id": r["id"],
+            "problem": r["problem"],
+            "answer": r["answer"],
+            "pass_rate": PASS_AT_8[r["difficulty"]] / 8,
+        }
+        for r in rows
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in pool))
     return [r["pass_rate"] for r in pool]
 
@@ -86,14 +93,35 @@ def run_arm(name: str, work: Path, pool: Path, *extra: str) -> dict:
 
     StageTrainer._merge = checked
     try:
-        grpo.main([
-            "--config", str(ROOT / "configs/stages/smoke.yaml"), "--model_name_or_path", "stagerl:tiny-random",
-            "--data", str(pool), "--reward_funcs", "bench.dynamic_sampling.accuracy",
-            "--num_generations", str(GENERATIONS), "--per_device_train_batch_size", str(4 * GENERATIONS),
-            "--max_completion_length", "8", "--save_strategy", "no", "--logging_steps", "1",
-            "--dynamic_sampling", "true", "--dynamic_sampling_max_rounds", "16",
-            "--output_dir", str(work / name), *extra,
-        ])  # fmt: skip
+        grpo.main(
+            [
+                "--config",
+                str(ROOT / "configs/stages/smoke.yaml"),
+                "--model_name_or_path",
+                "stagerl:tiny-random",
+                "--data",
+                str(pool),
+                "--reward_funcs",
+                "bench.dynamic_sampling.accuracy",
+                "--num_generations",
+                str(GENERATIONS),
+                "--per_device_train_batch_size",
+                str(4 * GENERATIONS),
+                "--max_completion_length",
+                "8",
+                "--save_strategy",
+                "no",
+                "--logging_steps",
+                "1",
+                "--dynamic_sampling",
+                "true",
+                "--dynamic_sampling_max_rounds",
+                "16",
+                "--output_dir",
+                str(work / name),
+                *extra,
+            ]
+        )
     finally:
         StageTrainer._merge = merge
     record = json.loads((work / name / "stage.json").read_text())["generation"]
@@ -124,19 +152,23 @@ def main(argv: list[str] | None = None) -> int:
             "dynamic sampling": run_arm("dynamic", work, work / "pool.jsonl", *common),
             "dynamic sampling + selection": run_arm(
                 "selection", work, work / "pool.jsonl", *common, "--select_prompts", "true"
-            ),  # fmt: skip
+            ),
         }
     deterministic = sum(p in (0.0, 1.0) for p in rates)
     print(
         f"pool: {args.pool} GSM8K problems, {deterministic} with pass rate 0 or 1; {GENERATIONS} completions a group"
     )
-    print(f"{'arm':<30} {'groups':>7} {'rollouts':>9} {'tokens':>8} {'rounds':>7} {'dropped':>8} {'skipped':>8} "
-          f"{'rollouts/group':>15} {'tokens/group':>13}")  # fmt: skip
+    print(
+        f"{'arm':<30} {'groups':>7} {'rollouts':>9} {'tokens':>8} {'rounds':>7} {'dropped':>8} {'skipped':>8} "
+        f"{'rollouts/group':>15} {'tokens/group':>13}"
+    )
     for name, r in arms.items():
         groups = r["groups_trained"]
-        print(f"{name:<30} {groups:>7} {r['rollouts']:>9} {r['completion_tokens']:>8} {r['rounds']:>7} "
-              f"{r['zero_variance_dropped']['total']:>8} {r['prompts_skipped']:>8} {r['rollouts'] / groups:>15.2f} "
-              f"{r['completion_tokens'] / groups:>13.2f}")  # fmt: skip
+        print(
+            f"{name:<30} {groups:>7} {r['rollouts']:>9} {r['completion_tokens']:>8} {r['rounds']:>7} "
+            f"{r['zero_variance_dropped']['total']:>8} {r['prompts_skipped']:>8} {r['rollouts'] / groups:>15.2f} "
+            f"{r['completion_tokens'] / groups:>13.2f}"
+        )
     plain, selected = arms.values()
     saving = 1 - (selected["rollouts"] / selected["groups_trained"]) / (
         plain["rollouts"] / plain["groups_trained"]
@@ -149,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         f"selection's saving in rollouts per trained group: {saving:.1%} (tokens: {token_saving:.1%}); ideal {ideal:.1%}"
     )
     checks = {
-        "every trained group had reward variance (std > 0)": all(r["trained_group_std_min"] > 0 for r in arms.values()),
+        "every trained group had reward variance (std > 0)": all(
+            r["trained_group_std_min"] > 0 for r in arms.values()
+        ),
         "dynamic sampling dropped zero-variance groups": plain["zero_variance_dropped"]["total"] > 0,
         "dynamic sampling took more than one round a step": plain["rounds"] > args.steps,
         "both arms trained the same groups": plain["groups_trained"] == selected["groups_trained"],
         "selection saves at least 30% of rollouts per trained group": saving >= 0.30,
         "selection's saving within 10 points of the ideal": abs(saving - ideal) <= 0.10,
-    }  # fmt: skip
+    }
     for check, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {check}")
     if args.embedded:
@@ -171,10 +205,23 @@ def embedded() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in (("dynamic", []), ("selection", ["--select_prompts", "true"])):
             out = Path(tmp) / name
-            grpo.main([
-                "--config", str(ROOT / "configs/stages/demo.yaml"), "--data", "arithmetic:2", "--max_steps", "4",
-                "--save_strategy", "no", "--dynamic_sampling", "true", "--output_dir", str(out), *extra,
-            ])  # fmt: skip
+            grpo.main(
+                [
+                    "--config",
+                    str(ROOT / "configs/stages/demo.yaml"),
+                    "--data",
+                    "arithmetic:2",
+                    "--max_steps",
+                    "4",
+                    "--save_strategy",
+                    "no",
+                    "--dynamic_sampling",
+                    "true",
+                    "--output_dir",
+                    str(out),
+                    *extra,
+                ]
+            )
             r = json.loads((out / "stage.json").read_text())["generation"]
             print(f"embedded model, {name}: {json.dumps(r)}")
 

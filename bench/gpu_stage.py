@@ -146,14 +146,9 @@ def main() -> None:
     args = parser.parse_args()
     variants = {"generate": []}
     if importlib.util.find_spec("vllm") is not None and not args.cpu:
-        variants["vLLM colocate"] = [
-            "--use_vllm",
-            "true",
-            "--vllm_mode",
-            "colocate",
-            "--vllm_gpu_memory_utilization",
-            "0.3",
-        ]
+        variants["vLLM colocate"] = """
+            --use_vllm true --vllm_mode colocate --vllm_gpu_memory_utilization 0.3
+        """.split()
     with tempfile.TemporaryDirectory(prefix="stagerl-gpu-bench-") as tmp:
         work = args.work or Path(tmp)
         model = args.model or build_model(work / "model", args.shape, "cpu" if args.cpu else "cuda")

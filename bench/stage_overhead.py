@@ -29,8 +29,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    common = ["--config", "configs/stages/smoke.yaml", "--model_name_or_path", args.model,
-              "--max_steps", str(args.steps), "--save_steps", str(args.steps)]  # fmt: skip
+    common = [
+        "--config",
+        "configs/stages/smoke.yaml",
+        "--model_name_or_path",
+        args.model,
+        "--max_steps",
+        str(args.steps),
+        "--save_steps",
+        str(args.steps),
+    ]
     ours, plain = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):

@@ -17,8 +17,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from stagerl.curricula.plan import ROOT, Node, Plan
-from stagerl.data.problems import PROBLEM_STATS
+from stagerl.curricula.plan import Node, Plan
+from stagerl.curricula.spec import ROOT
+from stagerl.data.stage_dir import FINAL_DIR, PROBLEM_STATS, finished
 
 SBATCH_DEFAULT = "--nodes=1 --ntasks-per-node=1 --gres=gpu:8 --exclusive"
 
@@ -36,8 +37,12 @@ def launcher(accelerate_config: str | None, num_processes: int) -> list[str]:
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     cmd += ["--config_file", accelerate_config or str(ROOT / "configs/accelerate/ddp.yaml")]
     cmd += ["--num_processes", str(num_processes * machines)]
-    for env, flag in (("NUM_MACHINES", "--num_machines"), ("MACHINE_RANK", "--machine_rank"),
-                      ("MAIN_PROCESS_IP", "--main_process_ip"), ("MAIN_PROCESS_PORT", "--main_process_port")):  # fmt: skip
+    for env, flag in (
+        ("NUM_MACHINES", "--num_machines"),
+        ("MACHINE_RANK", "--machine_rank"),
+        ("MAIN_PROCESS_IP", "--main_process_ip"),
+        ("MAIN_PROCESS_PORT", "--main_process_port"),
+    ):
         if os.environ.get(env):
             cmd += [flag, os.environ[env]]
     return cmd
@@ -56,7 +61,7 @@ def node_command(plan: Plan, node: Node, run_dir: Path, prefix: list[str]) -> li
         The argument list; paths are absolute, so the command runs from anywhere.
     """
     ancestors = plan.ancestors(node.id)
-    model = str(run_dir / ancestors[-1].dir / "final") if ancestors else node.model
+    model = str(run_dir / ancestors[-1].dir / FINAL_DIR) if ancestors else node.model
     cmd = [
         *prefix,
         str(ROOT / "train/grpo.py"),
@@ -84,7 +89,8 @@ def run_name(plan: Plan, node: Node) -> str:
     """The node's tracker run name: `<curriculum>/<stage>`; a sweep node shared by several curricula is named
     by its path in the tree, `<sweep>/<stage>/.../<stage>`.
 
-    >>> from stagerl.curricula.plan import build_plan, CurriculumSpec, StageSpec
+    >>> from stagerl.curricula.plan import build_plan
+    >>> from stagerl.curricula.spec import CurriculumSpec, StageSpec
     >>> stages = [StageSpec("level1", "s.yaml", ROOT / "configs/stages/smoke.yaml")]
     >>> plan = build_plan([CurriculumSpec("demo", "m", stages)], name="demo", source="", kind="curriculum")
     >>> run_name(plan, next(iter(plan.nodes.values())))
@@ -117,13 +123,8 @@ def evaluation_command(eval_spec: dict, model: str, out_dir: Path, prefix: list[
     return cmd
 
 
-def finished_on_disk(node_dir: Path) -> bool:
-    """Whether a stage directory holds a finished stage (`stage.json` is written last, after `final/`)."""
-    return (node_dir / "final").is_dir() and (node_dir / "stage.json").is_file()
-
-
 def _todo(plan: Plan, run_dir: Path) -> list[Node]:
-    return [n for n in plan.nodes.values() if not finished_on_disk(run_dir / n.dir)]
+    return [n for n in plan.nodes.values() if not finished(run_dir / n.dir)]
 
 
 def emit_commands(plan: Plan, run_dir: Path, prefix: list[str]) -> str:

@@ -43,10 +43,25 @@ import numpy as np
 
 from stagerl.curricula.plan import Plan
 from stagerl.data.files import atomic_path, atomic_write_text
+from stagerl.data.stage_dir import EVAL_DIR, finished, read_record
 
 FILES = {"curriculum": ("summary.md", "reward.png"), "sweep": ("report.md", "rewards.png")}
-COLUMNS = ["curriculum", "position", "stage", "node", "parent", "shared_by", "status", "steps",
-           "reward_start", "reward_end", "wall_time_s", "launch_s", "cumulative_steps", "cumulative_time_s"]  # fmt: skip
+COLUMNS = [
+    "curriculum",
+    "position",
+    "stage",
+    "node",
+    "parent",
+    "shared_by",
+    "status",
+    "steps",
+    "reward_start",
+    "reward_end",
+    "wall_time_s",
+    "launch_s",
+    "cumulative_steps",
+    "cumulative_time_s",
+]
 ARM_COLUMNS = (
     "arm seeds rollouts completion_tokens benchmark pass@1 baseline seeds_paired problems difference ci_low ci_high"
 ).split()
@@ -91,21 +106,39 @@ def curriculum_rows(plan: Plan, record: dict) -> list[dict]:
     for spec in plan.curricula:
         start = (record.get("starts") or {}).get(spec.model, {}).get("eval")
         if start:
-            rows.append({"curriculum": spec.name, "position": 0, "stage": "start", "status": "done",
-                         "cumulative_steps": 0, "cumulative_time_s": 0.0,
-                         **{f"eval_{b}": eval_value(v) for b, v in start.items()}})  # fmt: skip
+            rows.append(
+                {
+                    "curriculum": spec.name,
+                    "position": 0,
+                    "stage": "start",
+                    "status": "done",
+                    "cumulative_steps": 0,
+                    "cumulative_time_s": 0.0,
+                    **{f"eval_{b}": eval_value(v) for b, v in start.items()},
+                }
+            )
         steps_total, time_total = 0, 0.0
         for pos, nid in enumerate(plan.paths[spec.name], 1):
             entry = record["nodes"][nid]
             metrics = entry.get("metrics") or {}
             steps_total += metrics.get("steps") or 0
             time_total += node_seconds(entry)
-            row = {"curriculum": spec.name, "position": pos, "stage": entry["name"], "node": nid,
-                   "parent": entry.get("parent") or "", "shared_by": len(plan.nodes[nid].curricula),
-                   "status": entry["status"], "steps": metrics.get("steps"),
-                   "reward_start": metrics.get("reward_start"), "reward_end": metrics.get("reward_end"),
-                   "wall_time_s": metrics.get("wall_time_s"), "launch_s": node_seconds(entry),
-                   "cumulative_steps": steps_total, "cumulative_time_s": round(time_total, 2)}  # fmt: skip
+            row = {
+                "curriculum": spec.name,
+                "position": pos,
+                "stage": entry["name"],
+                "node": nid,
+                "parent": entry.get("parent") or "",
+                "shared_by": len(plan.nodes[nid].curricula),
+                "status": entry["status"],
+                "steps": metrics.get("steps"),
+                "reward_start": metrics.get("reward_start"),
+                "reward_end": metrics.get("reward_end"),
+                "wall_time_s": metrics.get("wall_time_s"),
+                "launch_s": node_seconds(entry),
+                "cumulative_steps": steps_total,
+                "cumulative_time_s": round(time_total, 2),
+            }
             row.update({f"eval_{b}": eval_value(v) for b, v in (entry.get("eval") or {}).items()})
             rows.append(row)
     return rows
@@ -129,9 +162,16 @@ def stage_table(rows: list[dict]) -> str:
     body = []
     for r in rows:
         reward = "" if r["position"] == 0 else f"{_fmt(r.get('reward_start'))} -> {_fmt(r.get('reward_end'))}"
-        body.append([r["stage"], r["status"], str(r.get("steps", "-") if r["position"] else 0), reward,
-                     _fmt(r.get("wall_time_s"), ".0f") if r["position"] else "",
-                     *[_fmt(r.get(f"eval_{b}")) for b in benches]])  # fmt: skip
+        body.append(
+            [
+                r["stage"],
+                r["status"],
+                str(r.get("steps", "-") if r["position"] else 0),
+                reward,
+                _fmt(r.get("wall_time_s"), ".0f") if r["position"] else "",
+                *[_fmt(r.get(f"eval_{b}")) for b in benches],
+            ]
+        )
     head = ["stage", "status", "steps", "reward start -> end", "time (s)", *[f"{b} pass@1" for b in benches]]
     return "\n".join(_table(head, body))
 
@@ -193,7 +233,7 @@ def final_pass(run_dir: Path, plan: Plan, record: dict, name: str) -> dict[str, 
     """A curriculum's final evaluation, per problem: benchmark -> problem id -> pass@1, for every benchmark of
     its last stage's recorded evaluation whose per-sample file is there (empty when none was recorded)."""
     entry = record["nodes"][plan.paths[name][-1]]
-    eval_dir = run_dir / entry["dir"] / "eval"
+    eval_dir = run_dir / entry["dir"] / EVAL_DIR
     files = {b: eval_dir / f"{b}.jsonl" for b in entry.get("eval") or {}}
     return {b: per_problem_pass(path) for b, path in sorted(files.items()) if path.is_file()}
 
@@ -204,10 +244,8 @@ def generated(run_dir: Path, plan: Plan, record: dict, names: list[str]) -> dict
     totals: dict[str, int | None] = {"rollouts": 0, "completion_tokens": 0}
     for name in names:
         for nid in plan.paths[name]:
-            stage_json = run_dir / record["nodes"][nid]["dir"] / "stage.json"
-            counts = (
-                (json.loads(stage_json.read_text()).get("generation") or {}) if stage_json.is_file() else {}
-            )
+            stage_dir = run_dir / record["nodes"][nid]["dir"]
+            counts = (read_record(stage_dir).get("generation") or {}) if finished(stage_dir) else {}
             for key, total in totals.items():
                 totals[key] = None if total is None or counts.get(key) is None else total + counts[key]
     return totals
@@ -372,19 +410,36 @@ def _overview(plan: Plan, record: dict, rows: list[dict], arms: list[dict]) -> l
     alone = sum(r["launch_s"] for r in trained)
     loop = sum((nodes[n].get("metrics") or {}).get("wall_time_s") or 0.0 for n in plan.nodes)
     loop_alone = sum(r["wall_time_s"] or 0.0 for r in trained)
-    lines = [f"{len(plan.paths)} curricula; {plan.savings_line()}. Time of the stage launches: {distinct:.0f} s "
-             f"for the sweep, {alone:.0f} s if each curriculum ran alone (training loops only: {loop:.0f} s vs "
-             f"{loop_alone:.0f} s).", ""]  # fmt: skip
+    lines = [
+        f"{len(plan.paths)} curricula; {plan.savings_line()}. Time of the stage launches: {distinct:.0f} s "
+        f"for the sweep, {alone:.0f} s if each curriculum ran alone (training loops only: {loop:.0f} s vs "
+        f"{loop_alone:.0f} s).",
+        "",
+    ]
     body = []
     for name in plan.paths:
         mine = [r for r in trained if r["curriculum"] == name]
         last = mine[-1]
-        body.append([name, " -> ".join(r["stage"] for r in mine),
-                     "done" if all(r["status"] == "done" for r in mine) else "incomplete",
-                     str(sum(r["steps"] or 0 for r in mine)), _fmt(last["reward_end"]),
-                     _fmt(last["cumulative_time_s"], ".0f"), *[_fmt(last.get(f"eval_{b}")) for b in benches]])  # fmt: skip
-    head = ["curriculum", "stages", "status", "steps", "final reward", "time alone (s)",
-            *[f"{b} (last stage)" for b in benches]]  # fmt: skip
+        body.append(
+            [
+                name,
+                " -> ".join(r["stage"] for r in mine),
+                "done" if all(r["status"] == "done" for r in mine) else "incomplete",
+                str(sum(r["steps"] or 0 for r in mine)),
+                _fmt(last["reward_end"]),
+                _fmt(last["cumulative_time_s"], ".0f"),
+                *[_fmt(last.get(f"eval_{b}")) for b in benches],
+            ]
+        )
+    head = [
+        "curriculum",
+        "stages",
+        "status",
+        "steps",
+        "final reward",
+        "time alone (s)",
+        *[f"{b} (last stage)" for b in benches],
+    ]
     lines += _table(head, body)
     if any("seed" in c.point for c in plan.curricula) and benches:
         lines += ["", "Final evaluation over seeds (mean ± half the range):", "", seed_table(plan, rows)]
@@ -420,8 +475,8 @@ def plot_rewards(run_dir: Path, plan: Plan, record: dict, path: Path) -> None:
     for i, (name, node_ids) in enumerate(plan.paths.items()):
         xs, ys, offset = [], [], 0
         for nid in node_ids:
-            stage_json = run_dir / record["nodes"][nid]["dir"] / "stage.json"
-            history = json.loads(stage_json.read_text()).get("reward_history") if stage_json.is_file() else []
+            stage_dir = run_dir / record["nodes"][nid]["dir"]
+            history = read_record(stage_dir).get("reward_history") if finished(stage_dir) else []
             xs += [offset + step for step, _ in history]
             ys += [reward for _, reward in history]
             offset = xs[-1] if xs else offset
@@ -482,8 +537,14 @@ def plot_time(plan: Plan, record: dict, rows: list[dict], path: Path) -> None:
     for name in plan.paths:
         left = 0.0
         for r in (r for r in rows if r["curriculum"] == name and r["position"]):
-            ax.barh(name, r["launch_s"], left=left, color=f"C{r['position'] - 1}",
-                    hatch="//" if r["shared_by"] > 1 else None, edgecolor="white")  # fmt: skip
+            ax.barh(
+                name,
+                r["launch_s"],
+                left=left,
+                color=f"C{r['position'] - 1}",
+                hatch="//" if r["shared_by"] > 1 else None,
+                edgecolor="white",
+            )
             ax.text(left + r["launch_s"] / 2, name, r["stage"], ha="center", va="center", fontsize="x-small")
             left += r["launch_s"]
     ax.barh(
@@ -541,8 +602,13 @@ def write_report(run_dir: str | Path, plan: Plan, record: dict) -> str:
     markdown, reward_png = FILES[plan.kind]
     rows = curriculum_rows(plan, record)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS + [f"eval_{b}" for b in _benchmarks(rows)], restval="",
-                            extrasaction="ignore", lineterminator="\n")  # fmt: skip
+    writer = csv.DictWriter(
+        out,
+        fieldnames=COLUMNS + [f"eval_{b}" for b in _benchmarks(rows)],
+        restval="",
+        extrasaction="ignore",
+        lineterminator="\n",
+    )
     writer.writeheader()
     writer.writerows(r for r in rows if r["position"])
     atomic_write_text(run_dir / "report.csv", out.getvalue())

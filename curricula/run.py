@@ -45,11 +45,11 @@ from stagerl.curricula.commands import (
     emit_commands,
     emit_slurm,
     evaluation_command,
-    finished_on_disk,
     launcher,
     node_command,
 )
-from stagerl.curricula.plan import ROOT, Node, Plan, diff, load_plan
+from stagerl.curricula.plan import Node, Plan, load_plan
+from stagerl.curricula.spec import ROOT, diff
 from stagerl.data.files import (
     DIE_WITH_PARENT_ENV,
     atomic_write_json,
@@ -57,6 +57,7 @@ from stagerl.data.files import (
     die_with_parent,
     failpoint,
 )
+from stagerl.data.stage_dir import EVAL_DIR, EVAL_SUMMARY, FINAL_DIR, finished, read_record
 from stagerl.rewards.cli import WARNED_ENV, run_command, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def read_record(path: Path, kind: str) -> dict:
+def read_run_record(path: Path, kind: str) -> dict:
     """A record file as a sweep-shaped dict (a curriculum's one-branch view converted back).
 
     Raises:
@@ -125,10 +126,20 @@ class Record:
         self.data.update(name=plan.name, source=plan.source)
         self.data["curricula"] = {c: {"nodes": plan.paths[c], "spec": specs[c]} for c in specs}
         for node in plan.nodes.values():
-            entry = self.nodes.setdefault(node.id, {
-                "id": node.id, "name": node.name, "dir": node.dir, "parent": node.parent, "status": "pending",
-                "checkpoint": None, "metrics": {}, "launches": 0, "launch_s": 0.0,
-            })  # fmt: skip
+            entry = self.nodes.setdefault(
+                node.id,
+                {
+                    "id": node.id,
+                    "name": node.name,
+                    "dir": node.dir,
+                    "parent": node.parent,
+                    "status": "pending",
+                    "checkpoint": None,
+                    "metrics": {},
+                    "launches": 0,
+                    "launch_s": 0.0,
+                },
+            )
             entry["curricula"] = node.curricula
         self.save()
 
@@ -137,7 +148,7 @@ class Record:
         return self.data["nodes"]
 
     def read(self) -> dict:
-        return read_record(self.path, self.plan.kind)
+        return read_run_record(self.path, self.plan.kind)
 
     def view(self) -> dict:
         """What is written: the sweep-shaped record, or a curriculum's one-branch view of it."""
@@ -178,9 +189,13 @@ def run_logged(cmd: list[str], log_path: Path) -> int:
     with open(log_path, "ab") as log:
         log.write(f"\n$ {shlex.join(cmd)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                preexec_fn=die_with_parent,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", DIE_WITH_PARENT_ENV: "1"})  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", DIE_WITH_PARENT_ENV: "1"},
+        )
         for chunk in iter(lambda: proc.stdout.read1(65536), b""):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
@@ -190,7 +205,7 @@ def run_logged(cmd: list[str], log_path: Path) -> int:
 
 
 def stage_metrics(stage_dir: Path) -> dict:
-    record = json.loads((stage_dir / "stage.json").read_text())
+    record = read_record(stage_dir)
     keys = ("steps", "reward_start", "reward_end", "wall_time_s", "advanced_early", "data", "generation")
     return {k: record.get(k) for k in keys if k in record}
 
@@ -208,7 +223,7 @@ def evaluate_model(eval_spec: dict, model: str, out_dir: Path, log_path: Path, p
 
 def evaluation_results(out_dir: Path) -> dict[str, float]:
     """pass@1 per benchmark from the summary an evaluation wrote into `out_dir`."""
-    summary = json.loads((out_dir / "summary.json").read_text())
+    summary = json.loads((out_dir / EVAL_SUMMARY).read_text())
     return {name: m["pass@1"] for name, m in summary["benchmarks"].items()}
 
 
@@ -232,8 +247,14 @@ class Runner:
         ):
             first = next(n for n in self.plan.children(None) if n.model == model and n.eval)
             out = self.run_dir / f"eval-initial-{re.sub(r'[^A-Za-z0-9._-]+', '-', model)}"
-            if not self.evaluate(lambda data, m=model: data["starts"].setdefault(m, {}), first, model, out,
-                                 self.run_dir / self.log_name("eval"), f"start model {model}"):  # fmt: skip
+            if not self.evaluate(
+                lambda data, m=model: data["starts"].setdefault(m, {}),
+                first,
+                model,
+                out,
+                self.run_dir / self.log_name("eval"),
+                f"start model {model}",
+            ):
                 self.failed.append(f"evaluation of {model}")
         for i, node in enumerate(self.plan.nodes.values(), 1):
             if self.plan.kind == "curriculum":
@@ -245,11 +266,11 @@ class Runner:
 
     def step(self, node: Node, label: str) -> None:
         entry, node_dir = self.record.nodes[node.id], self.run_dir / node.dir
-        if node.parent is not None and not finished_on_disk(self.run_dir / self.plan.nodes[node.parent].dir):
+        if node.parent is not None and not finished(self.run_dir / self.plan.nodes[node.parent].dir):
             logger.warning("%s: not run, its parent [%s] did not finish", label, node.parent)
             self.failed.append(node.id)
             return
-        if finished_on_disk(node_dir):
+        if finished(node_dir):
             logger.info(
                 "%s: %s", label, "done, skipped" if entry["status"] == "done" else "finished, recorded"
             )
@@ -257,11 +278,21 @@ class Runner:
             self.failed.append(node.id)
             return
         if entry["status"] != "done":
-            entry.update(status="done", checkpoint=f"{node.dir}/final", metrics=stage_metrics(node_dir),
-                         finished=_now())  # fmt: skip
+            entry.update(
+                status="done",
+                checkpoint=f"{node.dir}/{FINAL_DIR}",
+                metrics=stage_metrics(node_dir),
+                finished=_now(),
+            )
             self.record.save()
-        if node.evaluated and not self.evaluate(lambda data: data["nodes"][node.id], node, str(node_dir / "final"),
-                                           node_dir / "eval", node_dir / self.log_name("eval"), label):  # fmt: skip
+        if node.evaluated and not self.evaluate(
+            lambda data: data["nodes"][node.id],
+            node,
+            str(node_dir / FINAL_DIR),
+            node_dir / EVAL_DIR,
+            node_dir / self.log_name("eval"),
+            label,
+        ):
             self.failed.append(node.id)
         elif node.evaluated and self.primary and not self.publish(node_dir, entry["eval"], label):
             self.failed.append(f"publication of {node.id}")
@@ -306,8 +337,11 @@ class Runner:
             self.record.save()
             logger.error(
                 "%s failed with exit code %d; see %s. Run the same command again to resume it from its last "
-                "checkpoint.", label, rc, log,
-            )  # fmt: skip
+                "checkpoint.",
+                label,
+                rc,
+                log,
+            )
         return rc == 0
 
     def evaluate(self, lookup, node: Node, model: str, out_dir: Path, log_path: Path, label: str) -> bool:
@@ -401,11 +435,7 @@ def restart_from(plan: Plan, run_dir: Path, record: Record, first: int) -> None:
     if not 1 <= first <= depth:
         raise ValueError(f"--from-stage {first} is out of range: the curricula have stages 1..{depth}")
     for node in plan.nodes.values():
-        if (
-            node.depth == first - 1
-            and node.parent
-            and not finished_on_disk(run_dir / plan.nodes[node.parent].dir)
-        ):
+        if node.depth == first - 1 and node.parent and not finished(run_dir / plan.nodes[node.parent].dir):
             raise ValueError(
                 f"--from-stage {first}: stage {first - 1} ({plan.nodes[node.parent].name}) is not done yet, so "
                 "there is no end of it to restart from"
@@ -425,8 +455,9 @@ def restart_from(plan: Plan, run_dir: Path, record: Record, first: int) -> None:
     record.save()
 
 
-def run_plan(plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | None = None,
-             machine_rank: int = 0) -> tuple[Record, list[str]]:  # fmt: skip
+def run_plan(
+    plan: Plan, run_dir: Path, prefix: list[str], *, from_stage: int | None = None, machine_rank: int = 0
+) -> tuple[Record, list[str]]:
     """Run (or resume) every node of `plan` in `run_dir`.
 
     Args:
@@ -463,7 +494,7 @@ def dry_run_text(plan: Plan, run_dir: Path, prefix: list[str]) -> str:
     status = None
     with contextlib.suppress(RecordError, OSError):
         status = {
-            k: v["status"] for k, v in read_record(run_dir / plan.record_file, plan.kind)["nodes"].items()
+            k: v["status"] for k, v in read_run_record(run_dir / plan.record_file, plan.kind)["nodes"].items()
         }
     head = f"{plan.kind} {plan.name} ({plan.source}): {len(plan.curricula)} curricula, {len(plan.nodes)} distinct stages"
     lines = [head, *plan.format_tree(status).splitlines(), plan.savings_line()]
@@ -526,8 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         (run_dir / WARNED_FILE).write_text("")
         os.environ[WARNED_ENV] = str(run_dir / WARNED_FILE)
     try:
-        record, failed = run_plan(plan, run_dir, prefix, from_stage=args.from_stage,
-                                  machine_rank=machine_rank)  # fmt: skip
+        record, failed = run_plan(
+            plan, run_dir, prefix, from_stage=args.from_stage, machine_rank=machine_rank
+        )
     except (RecordError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     if record.writer:
@@ -535,8 +567,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(write_report(run_dir, plan, record.data))
     if failed:
-        raise SystemExit(f"error: {len(failed)} stage(s) or evaluation(s) did not finish: {', '.join(failed)}. "
-                         "Run the same command again to retry.")  # fmt: skip
+        raise SystemExit(
+            f"error: {len(failed)} stage(s) or evaluation(s) did not finish: {', '.join(failed)}. "
+            "Run the same command again to retry."
+        )
     return 0
 
 

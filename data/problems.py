@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-PROBLEM_STATS = "problems.jsonl"
+from stagerl.data.stage_dir import PROBLEM_STATS
+
 PRIOR_STRENGTH = (
     8  # the samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals)
 )
@@ -114,7 +115,7 @@ class ProblemTable:
         )
 
     @classmethod
-    def parse(cls, text: str, where: str = "problems.jsonl") -> ProblemTable:
+    def parse(cls, text: str, where: str = PROBLEM_STATS) -> ProblemTable:
         """A table from `problems.jsonl` text (ValueError naming `where` and the line on a bad line)."""
         table = cls()
         for number, line in enumerate(text.splitlines(), 1):

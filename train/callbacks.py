@@ -48,8 +48,15 @@ class EarlyAdvance(TrainerCallback):
     one that had already advanced trains no further.
     """
 
-    def __init__(self, threshold: float | None, plateau_delta: float | None, window: int, min_steps: int,
-                 token_budget: int | None = None, counts=None):  # fmt: skip
+    def __init__(
+        self,
+        threshold: float | None,
+        plateau_delta: float | None,
+        window: int,
+        min_steps: int,
+        token_budget: int | None = None,
+        counts=None,
+    ):
         self.threshold, self.plateau_delta = threshold, plateau_delta
         self.window, self.min_steps = window, min_steps
         self.token_budget, self.counts = token_budget, counts  # `stop_at_completion_tokens`, GenerationCounts

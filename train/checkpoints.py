@@ -22,9 +22,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from trl import GRPOConfig
 
 from stagerl.data.files import atomic_write_text, failpoint
-from stagerl.train.config import FINAL_DIR, STAGE_RECORD
-
-COMPLETE_MARKER = "stagerl_complete"
+from stagerl.data.stage_dir import CHECKPOINT_GLOB, COMPLETE_MARKER, FINAL_DIR, finished, read_record
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -33,7 +31,7 @@ def checkpoint_step(path: str | Path) -> int:
 
 def last_complete_checkpoint(stage_dir: str | Path) -> str | None:
     """The newest `checkpoint-N` of a stage directory that was saved completely, or None."""
-    done = [p for p in Path(stage_dir).glob("checkpoint-*") if (p / COMPLETE_MARKER).exists()]
+    done = [p for p in Path(stage_dir).glob(CHECKPOINT_GLOB) if (p / COMPLETE_MARKER).exists()]
     return str(max(done, key=checkpoint_step)) if done else None
 
 
@@ -80,7 +78,7 @@ class StageCheckpoint(TrainerCallback):
             return
         step = checkpoint_step(newest)
         older = sorted(
-            (p for p in stage_dir.glob("checkpoint-*") if checkpoint_step(p) < step), key=checkpoint_step
+            (p for p in stage_dir.glob(CHECKPOINT_GLOB) if checkpoint_step(p) < step), key=checkpoint_step
         )
         for old in older[: max(0, len(older) - (self.keep - 1))]:
             (old / COMPLETE_MARKER).unlink(missing_ok=True)
@@ -101,11 +99,11 @@ def resolve_resume(training_args: GRPOConfig) -> str | None:
 def finished_record(training_args: GRPOConfig) -> dict | None:
     """The record of this stage when it already finished and `latest` asks to resume it, else None."""
     stage_dir = Path(training_args.output_dir)
-    if training_args.resume_from_checkpoint != "latest" or not (stage_dir / FINAL_DIR).is_dir():
+    if training_args.resume_from_checkpoint != "latest" or not finished(stage_dir):
         return None
     try:
-        return json.loads((stage_dir / STAGE_RECORD).read_text())
-    except (OSError, ValueError):
+        return read_record(stage_dir)
+    except ValueError:
         return None
 
 

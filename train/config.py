@@ -17,11 +17,7 @@ from trl import TrlParser
 from stagerl.data.prompts import R1_INSTRUCTION
 from stagerl.data.sources import DataComponent
 
-STAGE_RECORD = "stage.json"
-FINAL_DIR = "final"
 MIX_STOPPING = ("first_exhausted", "all_exhausted_without_replacement")
-TRACKING_FILE = "tracking.json"  # the stage's tracker run (stagerl.train.tracking)
-HUB_RECORD = "hub.json"  # where and when the export was pushed (stagerl.train.hub)
 
 
 @dataclass

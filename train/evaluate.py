@@ -49,6 +49,7 @@ from pathlib import Path
 
 from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_name, load_benchmark
 from stagerl.data.prompts import R1_INSTRUCTION
+from stagerl.data.stage_dir import EVAL_SUMMARY
 from stagerl.rewards.cli import run_command, setup_logging
 from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES, Sample
 
@@ -225,7 +226,7 @@ def evaluate(
     if output_dir is not None:
         from stagerl.data.files import atomic_write_json
 
-        atomic_write_json(Path(output_dir) / "summary.json", summary)
+        atomic_write_json(Path(output_dir) / EVAL_SUMMARY, summary)
     return summary
 
 

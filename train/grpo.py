@@ -54,9 +54,9 @@ from pathlib import Path
 from trl import GRPOConfig, ModelConfig, TrlParser
 
 from stagerl.data.files import DIE_WITH_PARENT_ENV, atomic_write_text, die_with_parent, failpoint
-from stagerl.data.problems import PROBLEM_STATS
+from stagerl.data.stage_dir import PROBLEM_STATS, STAGE_RECORD
 from stagerl.rewards.cli import main_process, setup_logging
-from stagerl.train.config import STAGE_RECORD, StageArguments, StageParser
+from stagerl.train.config import StageArguments, StageParser
 
 logger = logging.getLogger(__name__)
 
@@ -239,9 +239,14 @@ def main(argv: list[str] | None = None) -> dict | None:
 
     stage_dir = Path(training_args.output_dir)
     stats, counts = ProblemStats(), GenerationCounts()
-    early = EarlyAdvance(stage_args.advance_reward_threshold, stage_args.advance_plateau_delta,
-                         stage_args.advance_window, stage_args.advance_min_steps,
-                         stage_args.stop_at_completion_tokens, counts)  # fmt: skip
+    early = EarlyAdvance(
+        stage_args.advance_reward_threshold,
+        stage_args.advance_plateau_delta,
+        stage_args.advance_window,
+        stage_args.advance_min_steps,
+        stage_args.stop_at_completion_tokens,
+        counts,
+    )
     sampler = build_sampler(stage_args, training_args, dataset)
     parts = [p for p in (stats, early, counts, sampler) if p is not None]
     checkpoints = StageCheckpoint(parts, keep=training_args.save_total_limit)

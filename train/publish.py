@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from stagerl.train.config import STAGE_RECORD, TRACKING_FILE
+from stagerl.data.stage_dir import STAGE_RECORD, TRACKING_FILE
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from stagerl.data.files import atomic_write_json
+from stagerl.data.stage_dir import RECORD_KEYS
 
 
 def code_version() -> dict:
@@ -43,7 +44,7 @@ def reward_summary(log_history: list[dict], frac: float = 0.2) -> dict:
     """
     history = [[e["step"], e["reward"]] for e in log_history if "reward" in e]
     if not history:
-        return {"reward_start": None, "reward_end": None, "reward_history": []}
+        return {"reward_start": None, "reward_end": None, "reward_window": 0, "reward_history": []}
     k = max(1, int(len(history) * frac))
     return {
         "reward_start": sum(r for _, r in history[:k]) / k,
@@ -111,7 +112,7 @@ def write_stage_record(
     earlier stages' steps, plus its own); `hub` is where its export is pushed (`stagerl.train.hub`), None
     when it is not. Credentials in the config are redacted.
     """
-    record = {
+    values = {
         "status": "done",
         "steps": state.global_step,
         "curriculum_step": curriculum_step_offset + state.global_step,
@@ -130,5 +131,8 @@ def write_stage_record(
         "config": redact(stage_config(stage_args, training_args, model_args)),
         "hub": hub,
     }
+    record = {key: values.pop(key) for key in RECORD_KEYS}  # the schema readers rely on, in its order
+    if values:
+        raise KeyError(f"stage record keys {sorted(values)} are not in stagerl.data.stage_dir.RECORD_KEYS")
     atomic_write_json(path, record)
     return record

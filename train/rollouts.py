@@ -16,14 +16,22 @@ from pathlib import Path
 import torch
 from trl.trainer.utils import nanstd
 
-from stagerl.data.problems import PROBLEM_STATS, Group, ProblemTable
+from stagerl.data.problems import Group, ProblemTable
+from stagerl.data.stage_dir import PROBLEM_STATS
 from stagerl.train.checkpoints import read_checkpoint_file
 
 COUNTS_FILE = "generation.json"
 COUNT_KEYS = (
-    "prompts", "rollouts", "completion_tokens", "rounds", "groups_trained", "zero_variance_dropped",
-    "zero_variance_dropped_all_right", "zero_variance_dropped_all_wrong", "prompts_skipped",
-)  # fmt: skip
+    "prompts",
+    "rollouts",
+    "completion_tokens",
+    "rounds",
+    "groups_trained",
+    "zero_variance_dropped",
+    "zero_variance_dropped_all_right",
+    "zero_variance_dropped_all_wrong",
+    "prompts_skipped",
+)
 
 
 @dataclass

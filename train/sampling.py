@@ -271,8 +271,18 @@ class PromptSampler:
         }
 
     # -- checkpoints -----------------------------------------------------------------------------------------
-    STATE = ("adapting", "folded", "data_pass", "cursor", "drawn", "batches", "skipped_at", "refills_skipped", "draws",
-             "drawn_learnability")  # fmt: skip
+    STATE = (
+        "adapting",
+        "folded",
+        "data_pass",
+        "cursor",
+        "drawn",
+        "batches",
+        "skipped_at",
+        "refills_skipped",
+        "draws",
+        "drawn_learnability",
+    )
 
     def checkpoint_files(self) -> dict[str, str]:
         drawn = gather_object([self.drawn])  # every rank must have drawn the same batches

@@ -26,8 +26,11 @@ def check_rewards(stage_args, training_args) -> None:
     funcs, _ = build_rewards(stage_args, training_args, think_open=False)  # cheap: pools start on first use
     if "accuracy" in (f.__name__ for f in funcs):
         return
-    readers = [f for f in ("select_prompts", "advance_reward_threshold", "advance_plateau_delta")
-               if getattr(stage_args, f) not in (None, False)]  # fmt: skip
+    readers = [
+        f
+        for f in ("select_prompts", "advance_reward_threshold", "advance_plateau_delta")
+        if getattr(stage_args, f) not in (None, False)
+    ]
     if readers:
         raise ValueError(
             f"{', '.join(readers)} read the accuracy reward, which reward_funcs={stage_args.reward_funcs} lacks"

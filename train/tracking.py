@@ -32,7 +32,7 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from stagerl.data.files import atomic_write_json
-from stagerl.train.config import STAGE_RECORD, TRACKING_FILE
+from stagerl.data.stage_dir import STAGE_RECORD, TRACKING_FILE
 from stagerl.train.record import redact
 
 logger = logging.getLogger(__name__)

@@ -57,8 +57,16 @@ class StageTrainer(GRPOTrainer):
         max_rounds: the most generation rounds per block.
     """
 
-    def __init__(self, *args, sampler: PromptSampler | None = None, observers=(), counts=None,
-                 dynamic_sampling: bool = False, max_rounds: int = 1, **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        *args,
+        sampler: PromptSampler | None = None,
+        observers=(),
+        counts=None,
+        dynamic_sampling: bool = False,
+        max_rounds: int = 1,
+        **kwargs,
+    ):
         if dynamic_sampling and sampler is None:
             raise ValueError("dynamic_sampling needs a PromptSampler to draw refills from")
         self.prompt_sampler, self.observers, self.counts = sampler, list(observers), counts
@@ -73,8 +81,14 @@ class StageTrainer(GRPOTrainer):
         repeat_count = self.num_iterations * self.args.steps_per_generation
         if self.prompt_sampler is not None:
             return TrlSampler(self.prompt_sampler, self.num_generations, batch_size, repeat_count)
-        return RepeatSampler(dataset if dataset is not None else self.train_dataset, self.num_generations,
-                             batch_size, repeat_count, shuffle=self.shuffle_dataset, seed=sampler_seed(self.args))  # fmt: skip
+        return RepeatSampler(
+            dataset if dataset is not None else self.train_dataset,
+            self.num_generations,
+            batch_size,
+            repeat_count,
+            shuffle=self.shuffle_dataset,
+            seed=sampler_seed(self.args),
+        )
 
     # -- scores ----------------------------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -147,8 +161,11 @@ class StageTrainer(GRPOTrainer):
             logger.warning(
                 "dynamic sampling: %d rounds found %d of %d groups with variance; %d zero-variance groups fill "
                 "the batch, masked out of the loss",
-                len(rounds), trained, share * ranks, share * ranks - trained,
-            )  # fmt: skip
+                len(rounds),
+                trained,
+                share * ranks,
+                share * ranks - trained,
+            )
         output = self._merge(kept, spare[: share - len(kept[rank])], rank)
         self._account(groups, rounds, trained, dropped, skipped)
         return output

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 def launch(*args, cwd=ROOT, **kwargs):
-    return subprocess.run([str(ROOT / "launch.sh"), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          **kwargs)  # fmt: skip
+    return subprocess.run(
+        [str(ROOT / "launch.sh"), *map(str, args)], cwd=cwd, capture_output=True, text=True, **kwargs
+    )
 
 
 def moving_curriculum(tmp_path, max_steps=4, **defaults) -> Path:
@@ -78,8 +79,10 @@ def test_sigkill_during_stage2_then_rerun_matches_uninterrupted(tmp_path):
     assert launch(curriculum, "--output_dir", tmp_path / "full").returncode == 0
 
     run = tmp_path / "killed"
-    kill_when([str(ROOT / "launch.sh"), str(curriculum), "--output_dir", str(run)],
-              run / "stage-2-level2" / "checkpoint-2" / "stagerl_complete")  # fmt: skip
+    kill_when(
+        [str(ROOT / "launch.sh"), str(curriculum), "--output_dir", str(run)],
+        run / "stage-2-level2" / "checkpoint-2" / "stagerl_complete",
+    )
     manifest = json.loads((run / "curriculum.json").read_text())
     assert [s["status"] for s in manifest["stages"]] == ["done", "running", "pending"]
 
@@ -172,15 +175,22 @@ def test_killed_sweep_resumes(tmp_path):
     from stagerl.curricula.plan import load_plan
 
     base = str(ROOT / "configs/curricula/smoke.yaml")
-    spec = {"name": "kill", "base": base,
-            "variations": [{"name": "1-2", "stages": ["level1", "level2"], "set": {"level2.max_steps": 4}},
-                           {"name": "1-mix", "stages": ["level1", {"name": "mix", "data": ["arithmetic:3"]}]}]}  # fmt: skip
+    spec = {
+        "name": "kill",
+        "base": base,
+        "variations": [
+            {"name": "1-2", "stages": ["level1", "level2"], "set": {"level2.max_steps": 4}},
+            {"name": "1-mix", "stages": ["level1", {"name": "mix", "data": ["arithmetic:3"]}]},
+        ],
+    }
     path = write(tmp_path, spec, "s.yaml")
     plan = load_plan(path, sweep=True)
     level1, level2, mix = (plan.nodes[n] for n in (*plan.paths["1-2"], plan.paths["1-mix"][1]))
     sweep_dir = tmp_path / "sw"
-    kill_when([str(ROOT / "launch.sh"), "--sweep", str(path), "--output_dir", str(sweep_dir)],
-              sweep_dir / level2.dir / "checkpoint-2" / "stagerl_complete")  # fmt: skip
+    kill_when(
+        [str(ROOT / "launch.sh"), "--sweep", str(path), "--output_dir", str(sweep_dir)],
+        sweep_dir / level2.dir / "checkpoint-2" / "stagerl_complete",
+    )
     status = {k: v["status"] for k, v in json.loads((sweep_dir / "sweep.json").read_text())["nodes"].items()}
     assert status == {level1.id: "done", level2.id: "running", mix.id: "pending"}
 
@@ -223,8 +233,9 @@ def kill_repeatedly(cmd: list[str], run_dir: Path, kills: int, seed: int) -> int
     rng = random.Random(seed)
     landed = 0
     for i in range(kills):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             proc.wait(timeout=rng.uniform(0.3, 7.0))
             break  # finished before this kill
@@ -258,10 +269,15 @@ def test_curriculum_killed_at_random_instants_ends_like_an_uninterrupted_run(tmp
 
 def test_sweep_killed_at_random_instants_ends_like_an_uninterrupted_run(tmp_path):
     base = moving_curriculum(tmp_path, max_steps=80, save_total_limit=2)
-    spec = {"name": "kills", "base": str(base),
-            "variations": [{"name": "1-2", "stages": ["level1", "level2"]},
-                           {"name": "1-3", "stages": ["level1", "level3"]},
-                           {"name": "3", "stages": ["level3"]}]}  # fmt: skip
+    spec = {
+        "name": "kills",
+        "base": str(base),
+        "variations": [
+            {"name": "1-2", "stages": ["level1", "level2"]},
+            {"name": "1-3", "stages": ["level1", "level3"]},
+            {"name": "3", "stages": ["level3"]},
+        ],
+    }
     sweep = write(tmp_path, spec, "sweep.yaml")
     assert launch("--sweep", sweep, "--output_dir", tmp_path / "full").returncode == 0
     run = tmp_path / "killed"

@@ -24,10 +24,20 @@ pytestmark = pytest.mark.slow
 
 # What a CPU miniature may change, and nothing else: (stage fields, curriculum keys, eval keys).
 MAY_CHANGE_STAGE = {
-    "data", "max_completion_length", "max_steps", "save_steps", "per_device_train_batch_size",
-    "steps_per_generation", "gradient_accumulation_steps", "num_generations", "use_vllm", "bf16", "use_cpu",
-    "decontaminate", "advance",
-}  # fmt: skip
+    "data",
+    "max_completion_length",
+    "max_steps",
+    "save_steps",
+    "per_device_train_batch_size",
+    "steps_per_generation",
+    "gradient_accumulation_steps",
+    "num_generations",
+    "use_vllm",
+    "bf16",
+    "use_cpu",
+    "decontaminate",
+    "advance",
+}
 MAY_CHANGE_EVAL = {"samples", "max_new_tokens", "limit"}
 MAY_CHANGE_ADVANCE = {"window", "min_steps"}  # step counts
 
@@ -143,9 +153,22 @@ def test_the_paper_curriculum_in_miniature(tmp_path):
     (tmp_path / "level2.yaml").write_text(yaml.safe_dump(level2))
     chatml = tmp_path / "chatml"
     proc = subprocess.run(
-        [sys.executable, "train/grpo.py", "--config", str(tmp_path / "level2.yaml"), "--max_steps", "2",
-         "--model_name_or_path", "stagerl:tiny-random", "--output_dir", str(chatml)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "train/grpo.py",
+            "--config",
+            str(tmp_path / "level2.yaml"),
+            "--max_steps",
+            "2",
+            "--model_name_or_path",
+            "stagerl:tiny-random",
+            "--output_dir",
+            str(chatml),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert json.loads((chatml / "stage.json").read_text())["think_open"] is False

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from stagerl.curricula.plan import diff, load_curriculum, load_plan, load_sweep, node_id
+from stagerl.curricula.plan import load_plan, node_id
+from stagerl.curricula.spec import diff, load_curriculum, load_sweep
 from tests.helpers.curricula import BASE, ROOT, SMOKE_BASE, SMOKE_SWEEP, write
 
 # --- curricula ---
@@ -110,9 +111,12 @@ def test_smoke_sweep_shares_prefixes():
 
 
 def test_grid_crosses_variations(tmp_path):
-    spec = {"name": "g", "base": SMOKE_BASE,
-            "variations": [{"name": "a"}, {"name": "b", "stages": ["level2", "level3"]}],
-            "grid": {"level3.learning_rate": [1.0e-5, 3.0e-5], "advance": [{}, {"reward_threshold": 0.5}]}}  # fmt: skip
+    spec = {
+        "name": "g",
+        "base": SMOKE_BASE,
+        "variations": [{"name": "a"}, {"name": "b", "stages": ["level2", "level3"]}],
+        "grid": {"level3.learning_rate": [1.0e-5, 3.0e-5], "advance": [{}, {"reward_threshold": 0.5}]},
+    }
     plan = load_plan(write(tmp_path, spec, "s.yaml"), sweep=True)
     names = [c.name for c in plan.curricula]
     assert len(names) == 8 and names[0] == "a-level3.learning_rate=1e-05-advance=none"
@@ -184,16 +188,28 @@ def test_node_identity():
         (lambda s: s["variations"][0].update(sets={}), "variation 1: unknown keys ['sets']"),
         (lambda s: s["variations"][0].update(stages=["level9"]), "stage 'level9' is neither a base stage"),
         (lambda s: s["variations"][0].update(set={"level9.max_steps": 1}), "has no stage 'level9'"),
-        (lambda s: s["variations"][0].update(set={"learning_rat": 1}), "curriculum 'a': stage 'level1': unknown stage fields"),
+        (
+            lambda s: s["variations"][0].update(set={"learning_rat": 1}),
+            "curriculum 'a': stage 'level1': unknown stage fields",
+        ),
         (lambda s: s["variations"].append({"name": "a"}), "curriculum name 'a' is used twice"),
         (lambda s: s.update(base="nope.yaml"), "base curriculum nope.yaml does not exist"),
         (lambda s: s.update(grid={"max_steps": []}), "non-empty list"),
-        (lambda s: s.update(grid={"seed+data_seed": [[0, 0], [1]]}), "'seed+data_seed': [1] must be a list of 2 values"),
-        (lambda s: s.update(grid={"seed+data_seed": [[0, 0]], "seed": [1]}), "grid axis 'seed': ['seed'] is already moved"),
-        (lambda s: s.update(report={"baseline": "b"}), "report: baseline 'b' is not an arm of the sweep; arms: ['a']"),
+        (
+            lambda s: s.update(grid={"seed+data_seed": [[0, 0], [1]]}),
+            "'seed+data_seed': [1] must be a list of 2 values",
+        ),
+        (
+            lambda s: s.update(grid={"seed+data_seed": [[0, 0]], "seed": [1]}),
+            "grid axis 'seed': ['seed'] is already moved",
+        ),
+        (
+            lambda s: s.update(report={"baseline": "b"}),
+            "report: baseline 'b' is not an arm of the sweep; arms: ['a']",
+        ),
         (lambda s: s.update(report={"baselin": "a"}), "report: unknown keys ['baselin']"),
     ],
-)  # fmt: skip
+)
 def test_bad_sweep_errors_name_the_problem(tmp_path, mutate, message):
     spec = {"base": SMOKE_BASE, "variations": [{"name": "a"}]}
     mutate(spec)

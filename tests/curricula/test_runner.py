@@ -40,8 +40,13 @@ class FakeTrainer:
         if self.fail_on and self.fail_on in out.name:
             return 1
         (out / "final").mkdir(parents=True, exist_ok=True)
-        record = {"steps": 2, "reward_start": 0.1, "reward_end": 0.5, "wall_time_s": 3.0,
-                  "reward_history": [[1, 0.1], [2, 0.5]]}  # fmt: skip
+        record = {
+            "steps": 2,
+            "reward_start": 0.1,
+            "reward_end": 0.5,
+            "wall_time_s": 3.0,
+            "reward_history": [[1, 0.1], [2, 0.5]],
+        }
         record["generation"] = {"rollouts": 8, "completion_tokens": 100}  # what `stage.json` counts
         (out / "stage.json").write_text(json.dumps(record))
         return 0
@@ -132,8 +137,18 @@ def test_sweep_dry_run_prints_tree_and_savings(tmp_path, capsys):
 
 def test_accelerate_launcher(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("MACHINE_RANK", "1")
-    main([str(write(tmp_path, BASE)), "--output_dir", str(tmp_path / "run"), "--dry-run",
-          "--accelerate-config", "configs/accelerate/zero3.yaml", "--num-processes", "2"])  # fmt: skip
+    main(
+        [
+            str(write(tmp_path, BASE)),
+            "--output_dir",
+            str(tmp_path / "run"),
+            "--dry-run",
+            "--accelerate-config",
+            "configs/accelerate/zero3.yaml",
+            "--num-processes",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert "accelerate.commands.launch --config_file configs/accelerate/zero3.yaml --num_processes 2" in out
     assert "--machine_rank 1" in out
@@ -290,8 +305,17 @@ def test_moved_run_directory_and_another_working_directory(tmp_path, fake, monke
 def test_every_node_is_evaluated_once_and_start_models_when_asked(tmp_path, fake, monkeypatch):
     evaluated = []
     monkeypatch.setattr(run_mod, "evaluate_model", fake_eval(evaluated))
-    spec = {"base": SMOKE_BASE, "variations": [{"name": "a"}, {"name": "b", "set": {"level3.learning_rate": 3.0e-5},
-            "eval": {"benchmarks": ["math500"], "limit": 2, "initial": True}}]}  # fmt: skip
+    spec = {
+        "base": SMOKE_BASE,
+        "variations": [
+            {"name": "a"},
+            {
+                "name": "b",
+                "set": {"level3.learning_rate": 3.0e-5},
+                "eval": {"benchmarks": ["math500"], "limit": 2, "initial": True},
+            },
+        ],
+    }
     plan = load_plan(write(tmp_path, spec, "s.yaml"), sweep=True)
     record, failed = run_plan(plan, tmp_path / "sw", PLAIN)
     assert not failed and len(evaluated) == 4 == len(set(evaluated))  # the start model, then b's path
@@ -398,8 +422,12 @@ def test_report_compares_curricula(tmp_path, fake):
 
 def test_report_over_seeds(tmp_path, fake, monkeypatch):
     monkeypatch.setattr(run_mod, "evaluate_model", fake_eval([], iter([0.2, 0.5, 0.4, 0.5] * 4)))
-    spec = {"name": "s", "base": SMOKE_BASE, "variations": [{"name": "a", "stages": ["level1"]}],
-            "grid": {"seed": [0, 1]}}  # fmt: skip
+    spec = {
+        "name": "s",
+        "base": SMOKE_BASE,
+        "variations": [{"name": "a", "stages": ["level1"]}],
+        "grid": {"seed": [0, 1]},
+    }
     base = yaml.safe_load(Path(SMOKE_BASE).read_text())
     base["eval"] = {"benchmarks": ["x", "y"]}
     spec["base"] = str(write(tmp_path, base, "base.yaml"))

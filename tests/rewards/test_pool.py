@@ -119,8 +119,13 @@ def test_a_hung_worker_dies_with_a_killed_trainer(tmp_path):
         "    pool.grade_pairs([('10^{10^{10^{10}}}', 'x+1')])  # hangs in the worker\n"
     )
     root = str(Path(__file__).resolve().parents[2])
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root,
-                            env={**os.environ, "PYTHONPATH": root})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+    )
     worker = int(proc.stdout.readline())
     time.sleep(1.0)  # the worker is now grading the hanging pair
     assert _alive(worker)

@@ -32,19 +32,10 @@ from tests.helpers.stall import STALL_AT_ENV, STALL_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
-STAGE = [
-    "--config",
-    "configs/stages/smoke.yaml",
-    "--model_name_or_path",
-    "stagerl:tiny-random",
-    "--reward_funcs",
-    "accuracy",  # per-problem counts (problems.jsonl) must survive the kill too
-    "tests.helpers.stall.stalling_length_reward",
-    "--max_steps",
-    "4",
-    "--save_steps",
-    "2",
-]
+STAGE = """
+    --config configs/stages/smoke.yaml --model_name_or_path stagerl:tiny-random
+    --reward_funcs accuracy tests.helpers.stall.stalling_length_reward --max_steps 4 --save_steps 2
+""".split()
 LAUNCH_TIMEOUT_S = 300
 ABORT_SIGNS = ("terminate called", "Traceback (most recent call last)")
 
@@ -287,10 +278,19 @@ def test_no_worker_outlives_a_killed_runner(tmp_path):
         STALL_DIR_ENV: str(stall_dir),
         "MAIN_PROCESS_PORT": str(free_port()),
     }
-    cmd = ["./launch.sh", str(curriculum), "--output_dir", str(tmp_path / "run"),
-           "--accelerate-config", "configs/accelerate/ddp.yaml", "--num-processes", "2"]  # fmt: skip
-    runner = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)  # fmt: skip
+    cmd = [
+        "./launch.sh",
+        str(curriculum),
+        "--output_dir",
+        str(tmp_path / "run"),
+        "--accelerate-config",
+        "configs/accelerate/ddp.yaml",
+        "--num-processes",
+        "2",
+    ]
+    runner = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + LAUNCH_TIMEOUT_S
     while len(list(stall_dir.glob("*"))) < 2:
         assert runner.poll() is None and time.monotonic() < deadline, "the stage never stalled"
@@ -304,11 +304,11 @@ def test_no_worker_outlives_a_killed_runner(tmp_path):
     assert all(_proc_state(pid) == "Z" for pid in workers), "a worker outlived the runner"
 
 
-DYNAMIC = (
-    "--reward_funcs", "accuracy", "tests.helpers.stall.stalling_half_constant_reward",
-    "--dynamic_sampling", "true", "--select_prompts", "true", "--max_train_samples", "16", "--max_steps", "6",
-    "--steps_per_generation", "2", "--gradient_accumulation_steps", "2", "--per_device_train_batch_size", "4",
-)  # fmt: skip
+DYNAMIC = """
+    --reward_funcs accuracy tests.helpers.stall.stalling_half_constant_reward --dynamic_sampling true
+    --select_prompts true --max_train_samples 16 --max_steps 6 --steps_per_generation 2
+    --gradient_accumulation_steps 2 --per_device_train_batch_size 4
+""".split()
 
 
 def assert_same_dynamic_stage(a: Path, b: Path) -> None:
@@ -347,8 +347,14 @@ def test_dynamic_sampling_and_selection_on_two_processes_resume_exactly(tmp_path
         **os.environ,
         "STAGERL_FAILPOINT": f"dynamic-sampling-refill@{sum(r - 1 for r in rounds[: step - 1]) + 1}",
     }
-    killed = subprocess.run(launch_command("ddp", between, *DYNAMIC), cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=LAUNCH_TIMEOUT_S)  # fmt: skip
+    killed = subprocess.run(
+        launch_command("ddp", between, *DYNAMIC),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_TIMEOUT_S,
+    )
     assert killed.returncode != 0 and not (between / "final").exists()
     assert (between / "checkpoint-2" / "stagerl_complete").exists()
     run_stage("ddp", between, *DYNAMIC, "--resume_from_checkpoint", "latest")

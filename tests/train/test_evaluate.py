@@ -312,8 +312,14 @@ def test_unknown_benchmark_lists_valid_names():
 def test_shipped_benchmarks_load():
     sizes = {name: len(load_benchmark(name)) for name in BENCHMARKS}
     assert sizes == {
-        "math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "arith1": 19, "arith2": 180, "arith3": 200
-    }  # fmt: skip
+        "math500": 500,
+        "aime24": 30,
+        "aime25": 30,
+        "amc23": 40,
+        "arith1": 19,
+        "arith2": 180,
+        "arith3": 200,
+    }
     assert DEFAULT_BENCHMARKS == ("math500", "aime24", "aime25", "amc23")  # arith* only when named
     for name in BENCHMARKS:
         rows = load_benchmark(name)

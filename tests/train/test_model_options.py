@@ -30,9 +30,24 @@ def test_model_options_arrive_in_from_pretrained(tmp_path, monkeypatch):
 
     monkeypatch.setattr("trl.trainer.grpo_trainer.create_model_from_path", capture)
     with pytest.raises(Stop):
-        grpo.main(["--config", SMOKE, "--model_name_or_path", "stagerl:tiny-random", "--output_dir", str(tmp_path),
-                   "--attn_implementation", "eager", "--model_revision", "abc123", "--dtype", "bfloat16",
-                   "--trust_remote_code", "true"])  # fmt: skip
+        grpo.main(
+            [
+                "--config",
+                SMOKE,
+                "--model_name_or_path",
+                "stagerl:tiny-random",
+                "--output_dir",
+                str(tmp_path),
+                "--attn_implementation",
+                "eager",
+                "--model_revision",
+                "abc123",
+                "--dtype",
+                "bfloat16",
+                "--trust_remote_code",
+                "true",
+            ]
+        )
     assert seen["model_id"].endswith("tiny-random")
     assert (seen["attn_implementation"], seen["revision"], seen["dtype"]) == ("eager", "abc123", "bfloat16")
     assert seen["trust_remote_code"] is True
@@ -44,8 +59,16 @@ def test_vllm_config_without_vllm_fails_before_model_load(tmp_path, monkeypatch)
 
     monkeypatch.setattr("stagerl.train.models.resolve_model", refuse)
     with pytest.raises(ValueError, match=r'pip install -e "\.\[vllm\]"'):
-        grpo.main(["--config", str(ROOT / "configs/stages/level1.yaml"), "--use_cpu", "true",
-                   "--output_dir", str(tmp_path)])  # fmt: skip
+        grpo.main(
+            [
+                "--config",
+                str(ROOT / "configs/stages/level1.yaml"),
+                "--use_cpu",
+                "true",
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )
 
 
 @pytest.mark.slow
@@ -54,10 +77,29 @@ def test_lora_stage_trains_adapters_and_exports_a_merged_model(tmp_path):
 
     from stagerl.train.models import TINY_RANDOM, resolve_model
 
-    cmd = [sys.executable, "train/grpo.py", "--config", SMOKE, "--model_name_or_path", TINY_RANDOM,
-           "--reward_funcs", "accuracy", "tests.helpers.rewards.length_reward", "--max_steps", "3",
-           "--learning_rate", "0.05", "--use_peft", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj",
-           "--output_dir", str(tmp_path / "stage")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "train/grpo.py",
+        "--config",
+        SMOKE,
+        "--model_name_or_path",
+        TINY_RANDOM,
+        "--reward_funcs",
+        "accuracy",
+        "tests.helpers.rewards.length_reward",
+        "--max_steps",
+        "3",
+        "--learning_rate",
+        "0.05",
+        "--use_peft",
+        "--lora_r",
+        "4",
+        "--lora_target_modules",
+        "q_proj",
+        "v_proj",
+        "--output_dir",
+        str(tmp_path / "stage"),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     checkpoint = tmp_path / "stage" / "checkpoint-2"
@@ -75,11 +117,30 @@ def test_lora_stage_trains_adapters_and_exports_a_merged_model(tmp_path):
 @pytest.mark.slow
 def test_two_process_launch_builds_the_rows_once(tmp_path):
     builds = tmp_path / "builds.txt"
-    port = subprocess.run([sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('',0)); "
-                           "print(s.getsockname()[1])"], capture_output=True, text=True).stdout.strip()  # fmt: skip
-    cmd = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file", "configs/accelerate/ddp.yaml",
-           "--num_processes", "2", "--main_process_port", port, "tests/helpers/count_builds.py", "--config", SMOKE,
-           "--model_name_or_path", "stagerl:tiny-random", "--max_steps", "1", "--output_dir", str(tmp_path / "stage")]  # fmt: skip
+    port = subprocess.run(
+        [sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('',0)); print(s.getsockname()[1])"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    cmd = [
+        str(Path(sys.executable).with_name("accelerate")),
+        "launch",
+        "--config_file",
+        "configs/accelerate/ddp.yaml",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        port,
+        "tests/helpers/count_builds.py",
+        "--config",
+        SMOKE,
+        "--model_name_or_path",
+        "stagerl:tiny-random",
+        "--max_steps",
+        "1",
+        "--output_dir",
+        str(tmp_path / "stage"),
+    ]
     proc = subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "STAGERL_TEST_BUILDS": str(builds)}
     )

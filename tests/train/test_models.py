@@ -23,8 +23,15 @@ from stagerl.train import models
 from stagerl.train.models import TINY_RANDOM, missing_parts, resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTED = {"RANK": "3", "LOCAL_RANK": "3", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "8",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29555", "ACCELERATE_MIXED_PRECISION": "no"}  # fmt: skip
+DISTRIBUTED = {
+    "RANK": "3",
+    "LOCAL_RANK": "3",
+    "WORLD_SIZE": "8",
+    "LOCAL_WORLD_SIZE": "8",
+    "MASTER_ADDR": "127.0.0.1",
+    "MASTER_PORT": "29555",
+    "ACCELERATE_MIXED_PRECISION": "no",
+}
 
 
 @pytest.fixture
@@ -136,9 +143,25 @@ def test_two_process_launch_on_an_empty_cache(tmp_path):
     from tests.train.test_distributed import ACCELERATE, free_port
 
     cache, out = tmp_path / "cache", tmp_path / "stage"
-    command = [str(ACCELERATE), "launch", "--config_file", "configs/accelerate/ddp.yaml", "--num_processes", "2",
-               "--main_process_port", str(free_port()), "train/grpo.py", "--config", "configs/stages/smoke.yaml",
-               "--model_name_or_path", TINY_RANDOM, "--max_steps", "1", "--output_dir", str(out)]  # fmt: skip
+    command = [
+        str(ACCELERATE),
+        "launch",
+        "--config_file",
+        "configs/accelerate/ddp.yaml",
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port()),
+        "train/grpo.py",
+        "--config",
+        "configs/stages/smoke.yaml",
+        "--model_name_or_path",
+        TINY_RANDOM,
+        "--max_steps",
+        "1",
+        "--output_dir",
+        str(out),
+    ]
     proc = subprocess.run(
         command,
         cwd=ROOT,

@@ -25,8 +25,16 @@ def test_groups_are_judged_on_the_total_reward_as_trl_aggregates_it():
 
 def test_generation_counts_add_up_and_split_the_dropped():
     counts = GenerationCounts()
-    counts.add({"prompts": 4, "rollouts": 16, "rounds": 2, "zero_variance_dropped": 3,
-                "zero_variance_dropped_all_right": 1, "zero_variance_dropped_all_wrong": 2})  # fmt: skip
+    counts.add(
+        {
+            "prompts": 4,
+            "rollouts": 16,
+            "rounds": 2,
+            "zero_variance_dropped": 3,
+            "zero_variance_dropped_all_right": 1,
+            "zero_variance_dropped_all_wrong": 2,
+        }
+    )
     counts.add({"prompts": 2, "rollouts": 8, "rounds": 1})
     record = counts.record()
     assert record["prompts"] == 6 and record["rollouts"] == 24 and record["rounds"] == 3
@@ -34,10 +42,18 @@ def test_generation_counts_add_up_and_split_the_dropped():
 
 
 def test_merged_rows_keep_trls_padding_sides():
-    a = {"prompt_ids": torch.tensor([[0, 5], [6, 7]]), "completion_ids": torch.tensor([[1], [2]]),
-         "advantages": torch.tensor([0.5, -0.5]), "num_items_in_batch": torch.tensor(2)}  # fmt: skip
-    b = {"prompt_ids": torch.tensor([[8, 8, 9]]), "completion_ids": torch.tensor([[3, 3, 3]]),
-         "advantages": torch.tensor([1.0]), "num_items_in_batch": torch.tensor(3)}  # fmt: skip
+    a = {
+        "prompt_ids": torch.tensor([[0, 5], [6, 7]]),
+        "completion_ids": torch.tensor([[1], [2]]),
+        "advantages": torch.tensor([0.5, -0.5]),
+        "num_items_in_batch": torch.tensor(2),
+    }
+    b = {
+        "prompt_ids": torch.tensor([[8, 8, 9]]),
+        "completion_ids": torch.tensor([[3, 3, 3]]),
+        "advantages": torch.tensor([1.0]),
+        "num_items_in_batch": torch.tensor(3),
+    }
     merged = merge_rows([(a, [1]), (b, [0])], pad_token_id=0)
     assert merged["prompt_ids"].tolist() == [[0, 6, 7], [8, 8, 9]]  # left-padded, as TRL pads prompts
     assert merged["completion_ids"].tolist() == [[2, 0, 0], [3, 3, 3]]  # right-padded

@@ -48,8 +48,14 @@ def simulate(s, always_right: set[str], batches: int, size: int = 4) -> Counter:
     for _ in range(batches):
         batch = s.draw(size)
         drawn.update(s.ids[r] for r in batch)
-        s.observe([Group(s.ids[r], (1.0, 1.0) if s.ids[r] in always_right else (0.0, 1.0), s.ids[r] in always_right)
-                   for r in batch])  # fmt: skip
+        s.observe(
+            [
+                Group(
+                    s.ids[r], (1.0, 1.0) if s.ids[r] in always_right else (0.0, 1.0), s.ids[r] in always_right
+                )
+                for r in batch
+            ]
+        )
     return drawn
 
 

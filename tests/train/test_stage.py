@@ -13,12 +13,10 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-TINY_STAGE = [
-    "--config", "configs/stages/smoke.yaml",
-    "--model_name_or_path", "stagerl:tiny-random",
-    "--reward_funcs", "accuracy", "tests.helpers.rewards.length_reward",
-    "--max_steps", "4", "--save_steps", "2",
-]  # fmt: skip
+TINY_STAGE = """
+    --config configs/stages/smoke.yaml --model_name_or_path stagerl:tiny-random
+    --reward_funcs accuracy tests.helpers.rewards.length_reward --max_steps 4 --save_steps 2
+""".split()
 
 
 def run_stage(output_dir, *extra, failpoint=None, expect_rc=0):
@@ -51,8 +49,15 @@ def test_smoke_stage_end_to_end(tmp_path):
         assert (final / name).is_file(), name
     for step in (2, 4):
         ckpt = stage / f"checkpoint-{step}"
-        for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
-                     "stagerl_complete", "problems.jsonl"):  # fmt: skip
+        for name in (
+            "model.safetensors",
+            "optimizer.pt",
+            "scheduler.pt",
+            "rng_state.pth",
+            "trainer_state.json",
+            "stagerl_complete",
+            "problems.jsonl",
+        ):
             assert (ckpt / name).is_file(), f"{ckpt.name}/{name}"
     record = json.loads((stage / "stage.json").read_text())
     assert record["status"] == "done" and record["steps"] == 4
@@ -97,14 +102,9 @@ def test_resume_mid_stage_matches_uninterrupted(tmp_path):
         (["--num_iterations", "2"], 2 * 4),
         # one generation of 2 prompts x 4 (8 completions) split over 2 optimizer steps of 2 x 2 micro-batches
         (
-            [
-                "--steps_per_generation",
-                "4",
-                "--gradient_accumulation_steps",
-                "2",
-                "--per_device_train_batch_size",
-                "2",
-            ],
+            """
+                --steps_per_generation 4 --gradient_accumulation_steps 2 --per_device_train_batch_size 2
+            """.split(),
             2 * 8,
         ),
     ],
@@ -125,11 +125,11 @@ def test_a_stage_with_generation_blocks_resumes_exactly(tmp_path, blocks, attemp
 
 # Dynamic sampling with prompt selection: a reward that is constant for half the problems (zero-variance groups
 # to drop and to learn to skip), generation blocks of 2 x 2 micro-batches.
-DYNAMIC = [
-    "--reward_funcs", "accuracy", "tests.helpers.rewards.half_constant_reward",
-    "--dynamic_sampling", "true", "--select_prompts", "true", "--max_train_samples", "16", "--max_steps", "6",
-    "--steps_per_generation", "2", "--gradient_accumulation_steps", "2", "--per_device_train_batch_size", "4",
-]  # fmt: skip
+DYNAMIC = """
+    --reward_funcs accuracy tests.helpers.rewards.half_constant_reward --dynamic_sampling true
+    --select_prompts true --max_train_samples 16 --max_steps 6 --steps_per_generation 2
+    --gradient_accumulation_steps 2 --per_device_train_batch_size 4
+""".split()
 
 
 def assert_same_dynamic_stage(a: Path, b: Path) -> None:
@@ -177,9 +177,22 @@ def test_learnability_sampling_resumes_exactly_after_a_kill(tmp_path):
     """Priors from the pass rates GSM8K problems were labelled with (`difficulty`), a kill while the second
     checkpoint is written, a resume from the first: the same draws, weights and counts."""
     signals = ROOT.parent / "shared/data/difficulty_signals/gsm8k_test_difficulty_1319.jsonl"
-    learn = ["--data", str(signals), "--max_train_samples", "32", "--learnability_sampling", "true",
-             "--max_steps", "6", "--steps_per_generation", "2", "--gradient_accumulation_steps", "2",
-             "--per_device_train_batch_size", "4"]  # fmt: skip
+    learn = [
+        "--data",
+        str(signals),
+        "--max_train_samples",
+        "32",
+        "--learnability_sampling",
+        "true",
+        "--max_steps",
+        "6",
+        "--steps_per_generation",
+        "2",
+        "--gradient_accumulation_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+    ]
     run_stage(tmp_path / "full", *learn)
     stage = tmp_path / "stage"
     run_stage(stage, *learn, failpoint="checkpoint-before-marker@2", expect_rc=-9)  # checkpoint-4 incomplete
