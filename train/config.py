@@ -375,9 +375,8 @@ def stage_field_names() -> list[str]:
     )
 
 
-if (
-    __name__ == "__main__"
-):  # `python -m stagerl.train.config --fields`: what the runner checks curricula against
+# `python -m stagerl.train.config --fields`: what the runner checks curricula against.
+if __name__ == "__main__":
     if sys.argv[1:] != ["--fields"]:
         sys.exit("usage: python -m stagerl.train.config --fields")
     print(json.dumps(stage_field_names()))

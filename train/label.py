@@ -1,11 +1,11 @@
 """Difficulty labelling: level-1/2/3 datasets from any problem set, from reference-model pass rates.
 
     python -m stagerl.train.label --input problems.jsonl \\
-        --models SMALL,MEDIUM,LARGE --samples 8 --output data/labelled
-    # then, as curriculum data: data: ["data/labelled:1"] ... ["data/labelled:3"]
+        --models SMALL,MEDIUM,LARGE --samples 8 --output runs/labelled
+    # then, as curriculum data: data: ["runs/labelled:1"] ... ["runs/labelled:3"]
 
 Static mode (default): each problem gets K samples from the small model; the medium model only sees the
-problems small fails, the large model only those both fail (the rules are in `curricula/levels.py`).
+problems small fails, the large model only those both fail (the rules are in `stagerl.data.levels`).
 Samples are graded with `stagerl.rewards.grade` as training grades them: a completion cut off at
 `--max-new-tokens` earns nothing from a fallback answer, and when a model's chat template opens a reasoning
 block (R1-Distill's `<think>`) no answer counts before `</think>` (`--think-open auto`: read from each

@@ -121,11 +121,8 @@ class StageTrainer(GRPOTrainer):
         return self._dynamic_sampling(inputs, skipped)
 
     def _dynamic_sampling(self, inputs: list[dict], skipped: int) -> dict:
-        size, rank, ranks = (
-            self.num_generations,
-            self.accelerator.process_index,
-            self.accelerator.num_processes,
-        )
+        size = self.num_generations
+        rank, ranks = self.accelerator.process_index, self.accelerator.num_processes
         share = len(inputs) // size  # groups each rank trains on
         kept: list[list[tuple[dict | None, list[int], torch.Tensor]]] = [[] for _ in range(ranks)]
         spare: list[tuple[dict, list[int]]] = []  # this rank's dropped groups: fillers past the cap
