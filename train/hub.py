@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from stagerl.data.files import atomic_write_json
-from stagerl.data.stage_dir import FINAL_DIR, HUB_RECORD, STAGE_RECORD
+from stagerl.data.stage_dir import FINAL_DIR, HUB_RECORD, read_record
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def push_stage(
         FileNotFoundError: the stage has not finished.
     """
     stage_dir = Path(stage_dir)
-    record = json.loads((stage_dir / STAGE_RECORD).read_text())
+    record = read_record(stage_dir)
     target = record.get("hub")
     if not target:
         return None

@@ -32,7 +32,7 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from stagerl.data.files import atomic_write_json
-from stagerl.data.stage_dir import STAGE_RECORD, TRACKING_FILE
+from stagerl.data.stage_dir import FINAL_DIR, STAGE_RECORD, TRACKING_FILE, finished, read_record
 from stagerl.train.record import redact
 
 logger = logging.getLogger(__name__)
@@ -50,13 +50,11 @@ def curriculum_step_offset(previous_stage: str | None) -> int:
     """
     if previous_stage is None:
         return 0
-    path = Path(previous_stage) / STAGE_RECORD
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    if not finished(previous_stage):
         raise ValueError(
-            f"previous_stage={previous_stage}: {path} is missing or unreadable (not finished)"
-        ) from None
+            f"previous_stage={previous_stage} has not finished (no {FINAL_DIR}/ and {STAGE_RECORD})"
+        )
+    record = read_record(previous_stage)
     return int(record.get("curriculum_step", record["steps"]))
 
 
@@ -214,7 +212,7 @@ def log_evaluation(stage_dir: Path, results: dict[str, float]) -> bool:
     run = TrackedRun(**json.loads(path.read_text()))
     if run.evaluation_logged or not run.report_to:
         return False
-    step = int(json.loads((Path(stage_dir) / STAGE_RECORD).read_text())["curriculum_step"])
+    step = int(read_record(stage_dir)["curriculum_step"])
     metrics = {f"eval/{name}/pass@1": value for name, value in results.items()}
     if "tensorboard" in run.report_to:
         writer = shifted_writer(str(Path(stage_dir) / TENSORBOARD_DIR), 0)
