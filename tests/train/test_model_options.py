@@ -116,31 +116,13 @@ def test_lora_stage_trains_adapters_and_exports_a_merged_model(tmp_path):
 
 @pytest.mark.slow
 def test_two_process_launch_builds_the_rows_once(tmp_path):
+    from tests.train.test_distributed import ACCELERATE, free_port
+
     builds = tmp_path / "builds.txt"
-    port = subprocess.run(
-        [sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('',0)); print(s.getsockname()[1])"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    cmd = [
-        str(Path(sys.executable).with_name("accelerate")),
-        "launch",
-        "--config_file",
-        "configs/accelerate/ddp.yaml",
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        port,
-        "tests/helpers/count_builds.py",
-        "--config",
-        SMOKE,
-        "--model_name_or_path",
-        "stagerl:tiny-random",
-        "--max_steps",
-        "1",
-        "--output_dir",
-        str(tmp_path / "stage"),
-    ]
+    launch = f"{ACCELERATE} launch --config_file configs/accelerate/ddp.yaml --num_processes 2"
+    cmd = [*launch.split(), "--main_process_port", str(free_port()), "tests/helpers/count_builds.py"]
+    cmd += ["--config", SMOKE, "--model_name_or_path", "stagerl:tiny-random", "--max_steps", "1"]
+    cmd += ["--output_dir", str(tmp_path / "stage")]
     proc = subprocess.run(
         cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "STAGERL_TEST_BUILDS": str(builds)}
     )
