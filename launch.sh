@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# stagerl launcher: run a curriculum (or a sweep of curricula), one `accelerate launch` per stage.
+# stagerl launcher: run a curriculum (or a sweep of curricula), one launch per stage (`accelerate launch`, or
+# plain `python` for one process on one machine).
 #
 #   ./launch.sh                                   # the embedded demo: 3 stages on SmolLM2-135M, CPU, < 15 min
 #   ./launch.sh configs/curricula/am_math_1_2_3.yaml --accelerate-config configs/accelerate/zero2.yaml --num-processes 8

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from stagerl.curricula.spec import load_curriculum
+from stagerl.data.stage_dir import FINAL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +59,7 @@ def run_singles(work: Path) -> list[float]:
         ]
         cmd += ["--model_name_or_path", model, "--output_dir", str(out)]
         times.append(_timed(cmd, work / "singles.log"))
-        model = str(out / "final")
+        model = str(out / FINAL_DIR)
     return times
 
 

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = load_plan(str(ROOT / "configs/curricula/demo.yaml"))
     node = next(iter(plan.nodes.values()))
-    spec = {"prompt_template": node.stage.prompt_template(), **node.eval}
+    spec = {**node.stage.asks(), **node.eval}
     times: dict[str, list[float]] = {"old": [], "new": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):

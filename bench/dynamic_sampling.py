@@ -81,6 +81,7 @@ def ideal_saving(rates: list[float], groups_trained: int, plain_rollouts: int) -
 
 def run_arm(name: str, work: Path, pool: Path, *extra: str) -> dict:
     """One stage in this process, checking every merged batch trains only on groups with variance."""
+    from stagerl.data.stage_dir import read_record
     from stagerl.train import grpo
     from stagerl.train.trainer import StageTrainer
 
@@ -124,7 +125,7 @@ def run_arm(name: str, work: Path, pool: Path, *extra: str) -> dict:
         )
     finally:
         StageTrainer._merge = merge
-    record = json.loads((work / name / "stage.json").read_text())["generation"]
+    record = read_record(work / name)["generation"]
     record["trained_group_std_min"] = min(kept_stds)
     return record
 
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 def embedded() -> None:
     """A short run on the embedded model (SmolLM2-135M-Instruct, de-quantised from a Q4_1 GGUF): the accuracy
     reward on generated level-2 additions, both arms, 4 steps each."""
+    from stagerl.data.stage_dir import read_record
     from stagerl.train import grpo
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +224,7 @@ def embedded() -> None:
                     *extra,
                 ]
             )
-            r = json.loads((out / "stage.json").read_text())["generation"]
+            r = read_record(out)["generation"]
             print(f"embedded model, {name}: {json.dumps(r)}")
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from gpu_stage import launch_command, sized_stage_args, throughput
 
+from stagerl.data.stage_dir import FINAL_DIR, STAGE_RECORD
+
 LEVEL2 = "configs/stages/level2.yaml"
 
 
@@ -36,7 +38,7 @@ def launch(check, script: str, args: list[str], out: Path, **env: str) -> int:
 
 
 def stage_record(stage_dir: Path) -> dict:
-    path = stage_dir / "stage.json"
+    path = stage_dir / STAGE_RECORD
     if not path.is_file():
         raise RuntimeError(f"{path} was not written")
     return json.loads(path.read_text())
@@ -56,11 +58,11 @@ def stage(check, models: dict[str, Path], figures: dict) -> None:
     if launch(check, "train/grpo.py", args, out) != 0:
         raise RuntimeError("the sized stage did not finish")
     figures["wall_s"] = round(time.monotonic() - start, 1)
-    record, problems = stage_record(out), missing_parts(out / "final")
+    record, problems = stage_record(out), missing_parts(out / FINAL_DIR)
     if record["status"] != "done" or record["steps"] != mode.steps or problems:
         raise RuntimeError(f"stage.json: {record['status']}, {record['steps']} steps; export: {problems}")
-    history = json.loads((out / "final" / "trainer_state.json").read_text())["log_history"]
-    figures.update(throughput(out), steps=record["steps"], export_gb=dir_gb(out / "final"))
+    history = json.loads((out / FINAL_DIR / "trainer_state.json").read_text())["log_history"]
+    figures.update(throughput(out), steps=record["steps"], export_gb=dir_gb(out / FINAL_DIR))
     for key in ("loss", "grad_norm", "kl", "entropy", "completions/mean_length"):
         figures[key] = [e[key] for e in history if key in e]
 
@@ -87,7 +89,7 @@ def stage(check, models: dict[str, Path], figures: dict) -> None:
     figures["kill_and_resume"].update(
         resumed_from=record["resumed_from"], steps=record["steps"], checkpoint_gb=dir_gb(Path(complete))
     )
-    if record["steps"] != 4 or record["resumed_from"] != "checkpoint-2" or missing_parts(resumed / "final"):
+    if record["steps"] != 4 or record["resumed_from"] != "checkpoint-2" or missing_parts(resumed / FINAL_DIR):
         raise RuntimeError(f"resumed stage: {record['steps']} steps, resumed from {record['resumed_from']}")
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from random_model import SHAPES, build_model
 
 from stagerl.data.files import atomic_write_json
+from stagerl.data.stage_dir import FINAL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVEL2 = "configs/stages/level2.yaml"
@@ -91,7 +92,7 @@ def launch_command(
 
 def throughput(output_dir: Path) -> dict:
     """Tokens per second of a finished run (its trainer state) and the peak GPU memory of its busiest rank."""
-    final = output_dir / "final"  # the stage's export; the plain script saves into its output_dir
+    final = output_dir / FINAL_DIR  # the stage's export; the plain script saves into its output_dir
     final = final if final.is_dir() else output_dir
     state = json.loads((final / "trainer_state.json").read_text())
     tokens = max(e["num_tokens"] for e in state["log_history"] if "num_tokens" in e)

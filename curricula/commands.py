@@ -107,7 +107,7 @@ def evaluation_command(eval_spec: dict, model: str, out_dir: Path, prefix: list[
 
     Args:
         eval_spec: the `eval:` mapping (benchmarks, samples, limit, max_new_tokens, temperature, top_p,
-            prompt_template).
+            prompt_template, system_prompt).
         model: the model to evaluate (a directory or a built-in name).
         out_dir: where the results go.
         prefix: the launcher (see `launcher`): `python -m` or `accelerate launch -m` the evaluation module.
@@ -117,7 +117,7 @@ def evaluation_command(eval_spec: dict, model: str, out_dir: Path, prefix: list[
     """
     cmd = [*prefix, "-m", "stagerl.train.evaluate", "--model", model, "--output", str(out_dir)]
     cmd += ["--benchmarks", ",".join(eval_spec["benchmarks"])]
-    for key in ("samples", "limit", "max_new_tokens", "temperature", "top_p", "prompt_template"):
+    for key in "samples limit max_new_tokens temperature top_p prompt_template system_prompt".split():
         if eval_spec.get(key) is not None:
             cmd += [f"--{key.replace('_', '-')}", str(eval_spec[key])]
     return cmd

@@ -33,7 +33,7 @@ class Node:
     dir: str  # relative to the run directory
     curricula: list[str] = field(default_factory=list)
     eval: dict | None = None  # how its curricula evaluate: the first `eval:` among them
-    last: bool = False  # the last stage of one of its curricula
+    last: bool = False  # the last stage of one of its curricula that evaluate
 
     @property
     def evaluated(self) -> bool:
@@ -157,7 +157,7 @@ def build_plan(curricula: list[CurriculumSpec], *, name: str, source: str, kind:
                 )
             nodes[nid].curricula.append(spec.name)
             nodes[nid].eval = nodes[nid].eval or spec.eval
-            nodes[nid].last = nodes[nid].last or depth == len(spec.stages) - 1
+            nodes[nid].last = nodes[nid].last or (bool(spec.eval) and depth == len(spec.stages) - 1)
             path.append(nid)
             parent = nid
         paths[spec.name] = path

@@ -476,7 +476,7 @@ def plot_rewards(run_dir: Path, plan: Plan, record: dict, path: Path) -> None:
         xs, ys, offset = [], [], 0
         for nid in node_ids:
             stage_dir = run_dir / record["nodes"][nid]["dir"]
-            history = read_record(stage_dir).get("reward_history") if finished(stage_dir) else []
+            history = (read_record(stage_dir).get("reward_history") or []) if finished(stage_dir) else []
             xs += [offset + step for step, _ in history]
             ys += [reward for _, reward in history]
             offset = xs[-1] if xs else offset
@@ -496,7 +496,8 @@ def plot_rewards(run_dir: Path, plan: Plan, record: dict, path: Path) -> None:
 
 def plot_eval(plan: Plan, rows: list[dict], path: Path) -> bool:
     """Evaluation against steps spent: a panel per benchmark (and their mean), a line per curriculum (the mean
-    over seeds, their range shaded). False when nothing was evaluated."""
+    over seeds, their range shaded; the k-th evaluation of each seed makes one point). False when nothing was
+    evaluated."""
     benches = _benchmarks(rows)
     if not benches:
         return False
@@ -507,20 +508,23 @@ def plot_eval(plan: Plan, rows: list[dict], path: Path) -> bool:
         for i, (group, names) in enumerate(_groups(plan).items()):
             per_seed = []
             for name in names:
-                points = {}
+                points = []
                 for r in rows:
                     values = [r.get(f"eval_{b}") for b in (benches if panel == "mean" else [panel])]
                     if r["curriculum"] == name and None not in values:
-                        points[r["cumulative_steps"]] = statistics.mean(values)
-                per_seed.append(points)
-            xs = sorted(set.intersection(*(set(p) for p in per_seed)))
-            if not xs:
+                        points.append((r["cumulative_steps"], statistics.mean(values)))
+                per_seed.append(sorted(points))
+            # The k-th evaluation of every seed is one point: seeds whose stages end at different steps (a
+            # token budget) still line up; x is their mean step.
+            count = min(len(p) for p in per_seed)
+            if not count:
                 continue
-            ys = [statistics.mean(p[x] for p in per_seed) for x in xs]
+            xs = [statistics.mean(p[k][0] for p in per_seed) for k in range(count)]
+            ys = [statistics.mean(p[k][1] for p in per_seed) for k in range(count)]
             ax.plot(xs, ys, marker="o.^sv*"[i % 6], label=group)
             if len(per_seed) > 1:
-                lo = [min(p[x] for p in per_seed) for x in xs]
-                hi = [max(p[x] for p in per_seed) for x in xs]
+                lo = [min(p[k][1] for p in per_seed) for k in range(count)]
+                hi = [max(p[k][1] for p in per_seed) for k in range(count)]
                 ax.fill_between(xs, lo, hi, alpha=0.15)
         ax.set_xlabel("optimizer steps spent")
         ax.set_ylabel("pass@1")

@@ -245,7 +245,9 @@ class Runner:
         for model in dict.fromkeys(
             n.model for n in self.plan.children(None) if (n.eval or {}).get("initial")
         ):
-            first = next(n for n in self.plan.children(None) if n.model == model and n.eval)
+            first = next(
+                n for n in self.plan.children(None) if n.model == model and (n.eval or {}).get("initial")
+            )
             out = self.run_dir / f"eval-initial-{re.sub(r'[^A-Za-z0-9._-]+', '-', model)}"
             if not self.evaluate(
                 lambda data, m=model: data["starts"].setdefault(m, {}),
@@ -348,7 +350,7 @@ class Runner:
         """Evaluate `model` as `node.eval` asks, once, into the record entry `lookup(record data)`. Every
         machine starts its share of the evaluation's processes (the stages' launcher); the primary records
         the result, and the others wait for that record. Problems are asked as `node`'s stage trains on them,
-        unless `eval:` sets a `prompt_template`.
+        unless `eval:` sets `prompt_template` or `system_prompt`.
 
         Returns:
             Whether the evaluation is recorded.
@@ -358,7 +360,7 @@ class Runner:
             return True
         if self.primary and entry.pop("eval_failed", None) is not None:
             self.record.save()  # an earlier failure must not be read by the others as this attempt's
-        eval_spec = {"prompt_template": node.stage.prompt_template(), **node.eval}
+        eval_spec = {**node.stage.asks(), **node.eval}
         try:
             evaluate_model(eval_spec, model, out_dir, log_path, self.prefix)
             if self.primary:

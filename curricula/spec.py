@@ -72,6 +72,7 @@ EVAL_KEYS = {
     "temperature",
     "top_p",
     "prompt_template",
+    "system_prompt",
     "initial",
     "last_only",
 }
@@ -118,11 +119,14 @@ class StageSpec:
             args += [_cli_value(v) for v in value] if isinstance(value, list) else [_cli_value(value)]
         return args
 
-    def prompt_template(self) -> str | None:
-        """The user message this stage trains with (its override, else its YAML's; None: the default)."""
-        if "prompt_template" in self.overrides:
-            return self.overrides["prompt_template"]
-        return (yaml.safe_load(self.config_file.read_text()) or {}).get("prompt_template")
+    def asks(self) -> dict:
+        """How this stage asks its problems: its `prompt_template` and `system_prompt` (its overrides, else its
+        YAML's), those it sets; evaluation asks the same way unless `eval:` says otherwise."""
+        config = yaml.safe_load(self.config_file.read_text()) or {}
+        values = {
+            key: self.overrides.get(key, config.get(key)) for key in ("prompt_template", "system_prompt")
+        }
+        return {key: value for key, value in values.items() if value is not None}
 
     def resolved(self) -> dict:
         """What decides this stage's training: its YAML (by content) and the overrides."""
@@ -142,9 +146,8 @@ def _cli_value(value) -> str:
 class CurriculumSpec:
     """An ordered list of stages plus run-wide settings.
 
-    Within a sweep: `variation` names the variation it comes from, `point` holds its grid values (key ->
-    value), `seed_point` those of the seed axis (empty without one) and `arm` the variation at the other
-    axes' values (see the module docstring).
+    Within a sweep: `point` holds its grid values (key -> value), `seed_point` those of the seed axis (empty
+    without one) and `arm` the variation at the other axes' values (see the module docstring).
     """
 
     name: str
@@ -153,7 +156,6 @@ class CurriculumSpec:
     drop_solved: bool = False
     eval: dict | None = None
     source: str = ""
-    variation: str = ""
     point: dict = field(default_factory=dict)
     seed_point: dict = field(default_factory=dict)
     arm: str = ""
@@ -391,7 +393,7 @@ def _variations(raw: dict, where: str) -> list[dict]:
             raise ValueError(f"{where}: variation {i} must be a mapping")
         _only(var, VARIATION_KEYS, f"{where}: variation {i}")
         name = str(var.get("name", f"v{i}"))
-        out.append({**var, "name": name, "variation": name, "point": {}, "seed_point": {}, "arm": name})
+        out.append({**var, "name": name, "point": {}, "seed_point": {}, "arm": name})
     axes = _grid_axes(raw.get("grid") or {}, where)
     crossed = []
     for var in out if axes else []:
@@ -469,7 +471,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
             raise ValueError(f"{where}: curriculum name {name!r} is used twice")
         cur_where = f"{where}: curriculum {name!r}"
         spec = curriculum_from_mapping(_apply(base, var, cur_where), cur_where)
-        spec.source, spec.variation, spec.point = f"{path}#{name}", var["variation"], var["point"]
+        spec.source, spec.point = f"{path}#{name}", var["point"]
         spec.seed_point, spec.arm = var["seed_point"], var["arm"]
         curricula[name] = spec
     return SweepSpec(name=str(raw["name"]), curricula=list(curricula.values()), report=report)

@@ -4,8 +4,11 @@ model's chat template does to it (whether its generation prompt opens a reasonin
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from importlib.resources import files
+
+logger = logging.getLogger(__name__)
 
 R1_INSTRUCTION = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 
@@ -72,3 +75,37 @@ def template_hash(tokenizer) -> str | None:
     if not isinstance(template, str):
         return None
     return hashlib.sha256(template.encode()).hexdigest()[:16]
+
+
+def reasoning_block(tokenizer, name: str, think_open: bool | None = None, chat_template_kwargs=None) -> dict:
+    """Whether completions of this chat template start inside a reasoning block: what every grader of them
+    (a stage's rewards, evaluation, labelling) must know, decided in this one place.
+
+    Args:
+        tokenizer: the tokenizer whose chat template asks (with the stage's own template already set on it).
+        name: the model's name, for messages.
+        think_open: an explicit setting, which wins over the template (logged when they disagree).
+        chat_template_kwargs: extra template variables, as the trainer renders the template.
+
+    Returns:
+        `{"think_open": bool, "detected": bool, "template_hash": str | None}`: graders give no answer before
+        `</think>` when `think_open`; `detected` is what the template says; the hash names the template.
+
+    Raises:
+        ValueError: the template leaves a tag other than `<think>` open and `think_open` is not set (the
+            graders close only `</think>`).
+    """
+    tag = open_reasoning_tag(tokenizer, chat_template_kwargs)
+    if tag not in (None, "think") and think_open is None:
+        raise ValueError(
+            f"the chat template of {name} leaves <{tag}> open in the prompt; the graders only know "
+            "<think>...</think>: set think_open false to grade the whole completion"
+        )
+    detected = tag == "think"
+    if think_open is not None and think_open != detected:
+        logger.warning(
+            "think_open: %s set, though the chat template of %s says %s", think_open, name, detected
+        )
+    think_open = detected if think_open is None else think_open
+    logger.info("chat template of %s: reasoning block opened in the prompt: %s", name, think_open)
+    return {"think_open": think_open, "detected": detected, "template_hash": template_hash(tokenizer)}

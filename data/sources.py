@@ -84,7 +84,7 @@ class DataComponent:
         unknown = set(entry) - set(TRL_DATASET_KEYS) - {"level", "weight"}
         if unknown:
             raise ValueError(
-                f"{where}: unknown keys {sorted(unknown)}; valid: {[*TRL_DATASET_KEYS, 'level']}"
+                f"{where}: unknown keys {sorted(unknown)}; valid: {[*TRL_DATASET_KEYS, 'level', 'weight']}"
             )
         weight = entry.get("weight", entry.get("fraction"))
         weight = 1.0 if weight is None else float(weight)
@@ -106,8 +106,8 @@ class DataComponent:
     def parse(cls, spec: str) -> DataComponent:
         """Parse `SOURCE[:LEVEL][@WEIGHT]`.
 
-        >>> DataComponent.parse("a-m-team/AM-Math-Difficulty-RL:2@0.5")
-        DataComponent(source='a-m-team/AM-Math-Difficulty-RL', level=2, weight=0.5)
+        >>> DataComponent.parse("a-m-team/AM-Math-Difficulty-RL:2@0.5").spec()
+        'a-m-team/AM-Math-Difficulty-RL:2@0.5'
         """
         match = _COMPONENT.match(spec.strip())
         if not match:

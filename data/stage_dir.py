@@ -46,7 +46,7 @@ RECORD_KEYS = (
     "reward_history",
     "advanced_early",  # why the stage ended before its cap (early advance, a token budget), or None
     "think_open",  # whether the chat template opened a reasoning block in the prompt
-    "chat_template",  # {"think_open", "detected", "chat_template_sha256"}
+    "chat_template",  # {"think_open", "detected", "template_hash"}
     "rewards",  # each reward's resolved settings
     "generation",  # what was generated and trained on (`stagerl.train.rollouts.GenerationCounts`)
     "sampler",  # the prompt sampler's summary, or None for TRL's own

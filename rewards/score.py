@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections import Counter
 
@@ -79,10 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         logger.error("cannot open %s: %s", args.input, e)
         return 2
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    # Written beside the output and renamed at the end: a killed run leaves no partial OUT.
+    partial = f"{args.output}.partial" if args.output else None
     counts: Counter = Counter()
     batch: list = []
+    out = sys.stdout
     try:
+        if partial:
+            out = open(partial, "w", encoding="utf-8")
         for lineno, line in enumerate(tqdm(src, desc="scoring", unit="row", file=sys.stderr), start=1):
             if not line.strip():
                 continue
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             out.close()
         else:
             out.flush()
+    if partial:
+        os.replace(partial, args.output)
     total = sum(counts.values())
     graded = counts["correct"] + counts["wrong"]
     acc = counts["correct"] / graded if graded else 0.0

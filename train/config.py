@@ -81,7 +81,7 @@ class StageArguments:
         default_factory=list,
         metadata={
             "help": "problems.jsonl files of earlier stages, oldest first (the runner passes them): what they say "
-            "of each problem seeds prompt selection, and drop_solved reads them."
+            "of each problem seeds prompt selection and learnability sampling, and drop_solved reads them."
         },
     )
     drop_solved: bool = field(
@@ -343,8 +343,9 @@ def removed_field_errors(argv: list[str]) -> list[str]:
     import yaml
 
     errors = []
-    if "--config" in argv[:-1]:
-        path = argv[argv.index("--config") + 1]
+    paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+    paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+    for path in paths:
         with open(path) as f:
             config = yaml.safe_load(f)
         keys = config if isinstance(config, dict) else {}

@@ -61,32 +61,14 @@ def vllm_available() -> bool:
 
 
 def template_settings(model_path: str, think_open: bool | None = None) -> dict:
-    """How the model's own chat template asks: whether its generation prompt opens a reasoning block.
-
-    Args:
-        model_path: a model directory, hub id or built-in name (its tokenizer is read).
-        think_open: an explicit setting, which wins over the template (logged when they disagree).
-
-    Returns:
-        `{"think_open": bool, "template_hash": str | None}`: graders give no answer before `</think>` when
-        `think_open` (`stagerl.rewards.grade`); the hash names the template the completions were asked with.
-    """
+    """`stagerl.data.prompts.reasoning_block` for a model's own chat template: `think_open` (an explicit
+    setting wins), `detected` and `template_hash`, which evaluation and labelling record."""
     from transformers import AutoTokenizer
 
-    from stagerl.data.prompts import open_reasoning_tag, template_hash
+    from stagerl.data.prompts import reasoning_block
     from stagerl.train.models import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model_path))
-    tag = open_reasoning_tag(tokenizer)
-    if tag not in (None, "think"):
-        logger.warning("%s's chat template leaves <%s> open; graders only know <think>", model_path, tag)
-    detected = tag == "think"
-    if think_open is not None and think_open != detected:
-        logger.warning("think_open=%s overrides %s's chat template (%s)", think_open, model_path, detected)
-    return {
-        "think_open": detected if think_open is None else think_open,
-        "template_hash": template_hash(tokenizer),
-    }
+    return reasoning_block(AutoTokenizer.from_pretrained(resolve_model(model_path)), model_path, think_open)
 
 
 def _as_messages(prompt: Prompt) -> list[dict]:

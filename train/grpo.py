@@ -89,10 +89,11 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
 
     check_rewards(stage_args, training_args)
     check_generation_blocks(training_args)
-    sampling = stage_args.select_prompts or stage_args.dynamic_sampling
+    sampling = stage_args.select_prompts or stage_args.learnability_sampling or stage_args.dynamic_sampling
     if sampling and training_args.dataloader_num_workers:
         raise ValueError(
-            "prompt selection and dynamic sampling draw from the latest scores: set dataloader_num_workers: 0"
+            "prompt selection, learnability sampling and dynamic sampling draw from the latest scores: set "
+            "dataloader_num_workers: 0"
         )
     if stage_args.dynamic_sampling:
         check_dynamic_sampling(training_args)
@@ -135,10 +136,12 @@ def check_generation_blocks(args: GRPOConfig) -> None:
     uninterrupted one and count them twice. Checkpoints every `save_steps` must therefore end a block; the
     stage's own decisions to stop (early advance) wait for a block's end too.
     """
+    from stagerl.train.callbacks import block_boundary
+
+    if args.save_strategy != "steps" or args.save_steps < 1 or block_boundary(args, args.save_steps):
+        return
     block = args.steps_per_generation * args.num_iterations  # micro-batches
     accumulation = args.gradient_accumulation_steps
-    if args.save_strategy != "steps" or args.save_steps < 1 or args.save_steps * accumulation % block == 0:
-        return
     steps = block // math.gcd(block, accumulation)  # the fewest optimizer steps that end a block
     raise ValueError(
         f"save_steps={args.save_steps:g} puts checkpoints inside a generation block (steps_per_generation="
@@ -257,7 +260,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         logger.info("Resuming from %s%s", resume, " (the end of the stage: exporting it)" if trained else "")
     model_settings = load_model_settings(model_args, training_args)
     model_settings.update(chat_template_settings(stage_args.chat_template, model_path, training_args))
-    check_cpu_launch(model_path, training_args, training_args.trust_remote_code)  # before any model loads
+    # before any model loads
+    check_cpu_launch(model_path, training_args, training_args.trust_remote_code, model_args.use_peft)
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
     trainer = StageTrainer(

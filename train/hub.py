@@ -13,7 +13,8 @@ row cache, logs, incomplete checkpoints) from the trainer, on every save and at 
 `STAGE/hub.json` records the commit, so a resumed or re-run stage pushes once. When the runner evaluates the
 export after the stage (`eval_follows`), the push waits for the evaluation, so the card holds its results
 (`python -m stagerl.train.publish`). The token is the Hub login's (`HF_TOKEN` or `hf auth login`) or the
-stage's `hub_token`; it is never written anywhere.
+stage's `hub_token`; it is never written anywhere, so a push that waits for the evaluation, made by that later
+process, uses the login's.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def push_stage(
         `hub.json`'s record `{"repo_id", "revision", "commit"}`, or None when the stage does not push.
 
     Raises:
-        FileNotFoundError: the stage has not finished.
+        ValueError: the stage has no readable `stage.json` (it has not finished).
     """
     stage_dir = Path(stage_dir)
     record = read_record(stage_dir)

@@ -41,13 +41,15 @@ def parameter_count(model_path: str, trust_remote_code: bool = False) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def process_bytes(parameters: int, weight_bytes: int, reference_model: bool) -> int:
+def process_bytes(parameters: int, weight_bytes: int, reference_model: bool, adapters: bool = False) -> int:
     """Estimated memory of one training process on CPU.
 
     Args:
         parameters: the policy's parameter count.
         weight_bytes: bytes per weight (4 for float32, 2 for bfloat16).
         reference_model: whether a frozen reference copy is held (`beta > 0`).
+        adapters: LoRA (`use_peft`): only the adapters train, so gradients and AdamW state are the adapters'
+            (counted as nothing), and the reference is the base with the adapters off (no copy).
 
     Returns:
         Weights + gradients + AdamW moments (+ reference weights) + the runtime, in bytes.
@@ -55,6 +57,8 @@ def process_bytes(parameters: int, weight_bytes: int, reference_model: bool) -> 
     >>> round(process_bytes(135_000_000, 4, False) / 1e9, 2)
     3.23
     """
+    if adapters:
+        return parameters * weight_bytes + RUNTIME_BYTES
     per_parameter = 2 * weight_bytes + ADAM_BYTES + (weight_bytes if reference_model else 0)
     return parameters * per_parameter + RUNTIME_BYTES
 
@@ -67,14 +71,19 @@ def available_bytes() -> int:
 
 
 def check_fits(
-    parameters: int, weight_bytes: int, reference_model: bool, processes: int, available: int
+    parameters: int,
+    weight_bytes: int,
+    reference_model: bool,
+    processes: int,
+    available: int,
+    adapters: bool = False,
 ) -> None:
     """Refuse a launch of `processes` training processes on this machine that cannot fit in `available` bytes.
 
     Raises:
         ValueError: naming the estimate, what is available, and how many processes would fit.
     """
-    each = process_bytes(parameters, weight_bytes, reference_model)
+    each = process_bytes(parameters, weight_bytes, reference_model, adapters)
     if processes * each <= available:
         return
     fit = available // each
@@ -83,17 +92,23 @@ def check_fits(
         if fit
         else "not even one fits: free memory, or use a smaller model"
     )
+    if adapters:
+        held = "weights, LoRA adapters"
+    else:
+        held = f"weights, gradients and AdamW state{', a reference model' if reference_model else ''}"
     raise ValueError(
         f"{processes} training processes of a {parameters / 1e6:.0f}M-parameter model need about "
-        f"{processes * each / 1e9:.1f} GB on this machine ({each / 1e9:.1f} GB each: weights, gradients and AdamW "
-        f"state{', a reference model' if reference_model else ''}, ~1 GB of runtime), but "
+        f"{processes * each / 1e9:.1f} GB on this machine ({each / 1e9:.1f} GB each: {held}, ~1 GB of "
+        "runtime), but "
         f"{available / 1e9:.1f} GB is available: {advice}"
     )
 
 
-def check_cpu_launch(model_path: str, training_args, trust_remote_code: bool = False) -> None:
+def check_cpu_launch(
+    model_path: str, training_args, trust_remote_code: bool = False, adapters: bool = False
+) -> None:
     """`check_fits` for this stage's launch when it trains on CPU: this machine's processes
-    (`LOCAL_WORLD_SIZE`), the model's parameters and dtype (`model_init_kwargs`), `beta`."""
+    (`LOCAL_WORLD_SIZE`), the model's parameters and dtype (`model_init_kwargs`), `beta`, LoRA (`adapters`)."""
     import torch
 
     if torch.cuda.is_available() and not training_args.use_cpu:
@@ -102,4 +117,4 @@ def check_cpu_launch(model_path: str, training_args, trust_remote_code: bool = F
     weight_bytes = 2 if dtype.endswith(("bfloat16", "float16")) else 4
     processes = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)
     parameters = parameter_count(model_path, trust_remote_code)
-    check_fits(parameters, weight_bytes, training_args.beta > 0, processes, available_bytes())
+    check_fits(parameters, weight_bytes, training_args.beta > 0, processes, available_bytes(), adapters)

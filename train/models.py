@@ -259,8 +259,9 @@ def build_env(environ: dict[str, str]) -> dict[str, str]:
 def _build_in_subprocess(name: str, out: Path) -> None:
     """Run `BUILDERS[name]` into `out` in a fresh Python process outside any distributed launch."""
     command = [sys.executable, "-m", "stagerl.train.models", "build", name, str(out.resolve())]
-    # cwd: `-m stagerl.train.models` must import this checkout, whatever directory the launch started in. Its output
-    # goes to stderr (fd 2), so the caller's stdout (`prepare` prints the paths there) stays clean.
+    # The child imports the installed package (an editable install points at this checkout); cwd is the
+    # checkout, so relative paths read alike. Its output goes to stderr (fd 2): the caller's stdout (`prepare`
+    # prints the paths there) stays clean.
     proc = subprocess.run(command, cwd=REPO_ROOT, env=build_env(dict(os.environ)), stdout=2, check=False)
     if proc.returncode != 0:
         raise RuntimeError(

@@ -268,6 +268,7 @@ class PromptSampler:
             "greso_p": self.greso.p if self.greso else None,
             "passes_started": self.data_pass + 1,
             "batches": self.batches,
+            "skipped": {"drawing": sum(self.skipped_at), "refilling": self.refills_skipped},
         }
 
     # -- checkpoints -----------------------------------------------------------------------------------------

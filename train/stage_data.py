@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from stagerl.data.files import atomic_directory, atomic_write_json
+from stagerl.data.stage_dir import DATA_CACHE
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def stage_rows(stage_args, training_args):
     """
     from datasets import load_from_disk
 
-    cache = Path(training_args.output_dir) / ".data" / data_key(stage_args, training_args.seed)
+    cache = Path(training_args.output_dir) / DATA_CACHE / data_key(stage_args, training_args.seed)
     with training_args.main_process_first(local=False, desc="stage data"):
         if not (cache / "info.json").is_file():  # the main process builds; the others then find it built
             dataset, info = build_rows(stage_args, training_args.seed)

@@ -19,16 +19,21 @@ logger = logging.getLogger(__name__)
 
 
 def check_rewards(stage_args, training_args) -> None:
-    """Fail before any loading on a reward that does not exist (ValueError listing the valid names), and on
-    rules that read the accuracy reward without one: prompt selection tells all-right from all-wrong groups by
-    it, early advance averages it. It is the reward whose function is named `accuracy` (the registry's, or a
-    stand-in of the user's so named)."""
+    """Fail before any loading on a reward that does not exist (ValueError listing the valid names), and on rules
+    that read the accuracy reward without one: prompt selection tells all-right from all-wrong groups by it,
+    learnability sampling updates its pass-rate posteriors from it, early advance averages it. It is the
+    reward whose function is named `accuracy` (the registry's, or a stand-in of the user's so named)."""
     funcs, _ = build_rewards(stage_args, training_args, think_open=False)  # cheap: pools start on first use
     if "accuracy" in (f.__name__ for f in funcs):
         return
     readers = [
         f
-        for f in ("select_prompts", "advance_reward_threshold", "advance_plateau_delta")
+        for f in (
+            "select_prompts",
+            "learnability_sampling",
+            "advance_reward_threshold",
+            "advance_plateau_delta",
+        )
         if getattr(stage_args, f) not in (None, False)
     ]
     if readers:
@@ -38,47 +43,28 @@ def check_rewards(stage_args, training_args) -> None:
 
 
 def reasoning_block(model_path: str, stage_args, training_args, model_args) -> dict:
-    """Whether the model's chat template opens a reasoning block in the prompt, and the template's hash.
+    """`stagerl.data.prompts.reasoning_block` for a stage: its model's tokenizer, with the stage's own
+    `chat_template` (open-r1's) when set, rendered with the trainer's `chat_template_kwargs`; the stage's
+    `think_open` overrides the detection. Returns what `stage.json` records under `chat_template`.
 
     Args:
         model_path: the model's directory or hub id (its tokenizer is read, not the model).
-        stage_args: `StageArguments` (`think_open` overrides the detection when set; `chat_template` replaces
-            the model's).
-        training_args: `GRPOConfig` (`chat_template_kwargs` render the template as the trainer does).
-        model_args: `ModelConfig` (revision; `trust_remote_code` is the GRPO config's, as TRL reads it).
-
-    Returns:
-        `{"think_open": bool, "detected": bool, "chat_template_sha256": str | None}` (what `stage.json`
-        records).
-
-    Raises:
-        ValueError: the template leaves a tag other than `<think>` open (the rewards close only `</think>`).
+        stage_args: `StageArguments`.
+        training_args: `GRPOConfig` (`trust_remote_code` is the GRPO config's, as TRL reads it).
+        model_args: `ModelConfig` (revision).
     """
     from transformers import AutoTokenizer
 
-    from stagerl.data.prompts import open_reasoning_tag, template_hash
+    from stagerl.data.prompts import reasoning_block as read_reasoning_block
 
     tokenizer = AutoTokenizer.from_pretrained(
         model_path, revision=model_args.model_revision, trust_remote_code=training_args.trust_remote_code
     )
-    if (
-        stage_args.chat_template is not None
-    ):  # the stage's own template (open-r1's `chat_template`) is the one used
+    if stage_args.chat_template is not None:
         tokenizer.chat_template = stage_args.chat_template
-    tag = open_reasoning_tag(tokenizer, training_args.chat_template_kwargs)
-    if tag not in (None, "think") and stage_args.think_open is None:
-        raise ValueError(
-            f"the chat template of {model_path} leaves <{tag}> open in the prompt; the rewards only know "
-            "<think>...</think>: set think_open: false to grade the whole completion"
-        )
-    detected = tag == "think"
-    think_open = detected if stage_args.think_open is None else stage_args.think_open
-    if think_open != detected:
-        logger.warning(
-            "think_open: %s set, though the chat template of %s says %s", think_open, model_path, detected
-        )
-    logger.info("chat template of %s: reasoning block opened in the prompt: %s", model_path, think_open)
-    return {"think_open": think_open, "detected": detected, "chat_template_sha256": template_hash(tokenizer)}
+    return read_reasoning_block(
+        tokenizer, model_path, stage_args.think_open, training_args.chat_template_kwargs
+    )
 
 
 def reward_settings(stage_args, training_args, think_open: bool) -> dict[str, dict]:

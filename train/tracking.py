@@ -212,7 +212,8 @@ def log_evaluation(stage_dir: Path, results: dict[str, float]) -> bool:
     run = TrackedRun(**json.loads(path.read_text()))
     if run.evaluation_logged or not run.report_to:
         return False
-    step = int(read_record(stage_dir)["curriculum_step"])
+    record = read_record(stage_dir)
+    step = int(record.get("curriculum_step", record["steps"]))
     metrics = {f"eval/{name}/pass@1": value for name, value in results.items()}
     if "tensorboard" in run.report_to:
         writer = shifted_writer(str(Path(stage_dir) / TENSORBOARD_DIR), 0)

@@ -5,7 +5,7 @@ Everything goes through `GRPOTrainer`'s own methods, each override calling `supe
 for refilling a batch):
 
 - `_get_train_sampler`: TRL's `RepeatSampler`, seeded by `data_seed` when set; or our `PromptSampler`
-  (`stagerl.train.sampling`) when the stage selects prompts or samples dynamically.
+  (`stagerl.train.sampling`) when the stage selects prompts, samples by learnability or samples dynamically.
 - `_calculate_rewards`: keeps each round's gathered rewards, so the groups (`stagerl.train.rollouts`) are seen
   once, alike on every rank, and fed to the per-problem statistics, early advance and the sampler.
 - `_generate_and_score_completions`: with `dynamic_sampling`, a generation block is generated in rounds. After

@@ -130,7 +130,7 @@ def test_the_paper_curriculum_in_miniature(tmp_path):
         assert record["think_open"] is True  # R1's template opens <think> in the prompt
         assert (
             record["chat_template"]["detected"] is True
-            and len(record["chat_template"]["chat_template_sha256"]) == 16
+            and len(record["chat_template"]["template_hash"]) == 16
         )
         assert record["rewards"] == {"accuracy": {"max_completion_length": 16, "think_open": True}}
         grpo = record["config"]["grpo"]

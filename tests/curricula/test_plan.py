@@ -35,6 +35,19 @@ def test_stage_overrides_become_cli_args(tmp_path):
     assert args[args.index("--advance_reward_threshold") + 1] == "0.5"
 
 
+def test_evaluation_asks_as_the_stage_trains(tmp_path):
+    from stagerl.curricula.commands import evaluation_command
+
+    spec = {**BASE, "eval": {"benchmarks": ["arith1"]}}
+    spec["stages"] = [{**BASE["stages"][0], "system_prompt": "Be brief.", "prompt_template": "Q: {problem}"}]
+    stage = load_curriculum(write(tmp_path, spec)).stages[0]
+    assert stage.asks() == {"prompt_template": "Q: {problem}", "system_prompt": "Be brief."}
+    cmd = evaluation_command({**stage.asks(), **spec["eval"]}, "m", tmp_path / "e", ["python"])
+    assert cmd[cmd.index("--system-prompt") + 1] == "Be brief."
+    assert cmd[cmd.index("--prompt-template") + 1] == "Q: {problem}"
+    assert set(load_curriculum(write(tmp_path, BASE)).stages[0].asks()) == {"prompt_template"}  # smoke.yaml's
+
+
 @pytest.mark.parametrize(
     "mutate,message",
     [
@@ -125,7 +138,7 @@ def test_grid_crosses_variations(tmp_path):
     assert [s.name for s in cur.stages] == ["level2", "level3"]
     assert cur.stages[1].overrides["learning_rate"] == 3.0e-5
     assert all(s.overrides["advance_reward_threshold"] == 0.5 for s in cur.stages)
-    assert cur.variation == "b" and cur.point == {
+    assert cur.arm == cur.name and cur.point == {  # no seed axis: every curriculum is its own arm
         "level3.learning_rate": 3.0e-5,
         "advance": {"reward_threshold": 0.5},
     }

@@ -31,3 +31,28 @@ def test_score_cli_field_flags_to_stdout(tmp_path, capsys):
     assert main([str(src), "--completion-field", "text", "--answer-field", "gold", "--timeout", "3"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["reward"] == 1.0
+
+
+def test_a_run_stopped_midway_leaves_no_output_file(tmp_path, monkeypatch):
+    import pytest
+
+    import stagerl.rewards.score as score
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"completion": rf"\boxed{{{i}}}", "answer": str(i)}) + "\n" for i in range(4))
+    )
+    out = tmp_path / "out.jsonl"
+    flush = score._flush
+
+    def stop_after_the_first_batch(batch, *rest):
+        flush(batch, *rest)
+        raise KeyboardInterrupt  # the process stopped between two batches
+
+    monkeypatch.setattr(score, "_flush", stop_after_the_first_batch)
+    with pytest.raises(KeyboardInterrupt):
+        main([str(src), "-o", str(out), "--batch-size", "2"])
+    assert not out.exists() and (tmp_path / "out.jsonl.partial").read_text().count("\n") == 2
+    monkeypatch.setattr(score, "_flush", flush)
+    assert main([str(src), "-o", str(out), "--batch-size", "2"]) == 0
+    assert out.read_text().count("\n") == 4 and not (tmp_path / "out.jsonl.partial").exists()

@@ -47,6 +47,16 @@ def run(*overrides):
             ValueError,
             "select_prompts read the accuracy",
         ),
+        (
+            ["--learnability_sampling", "true", "--reward_funcs", "format"],
+            ValueError,
+            "learnability_sampling read the accuracy",
+        ),
+        (
+            ["--learnability_sampling", "true", "--dataloader_num_workers", "2"],
+            ValueError,
+            "set dataloader_num_workers: 0",
+        ),
         # A checkpoint inside a generation block would be resumed by regenerating the rest of the block.
         (
             ["--steps_per_generation", "2", "--save_steps", "1"],

@@ -20,6 +20,8 @@ def test_a_process_holds_weights_gradients_adam_and_a_reference_model():
     assert process_bytes(10**8, 4, False) == 10**8 * 16 + RUNTIME_BYTES
     assert process_bytes(10**8, 4, True) == 10**8 * 20 + RUNTIME_BYTES
     assert process_bytes(10**8, 2, False) == 10**8 * 12 + RUNTIME_BYTES
+    # LoRA: the base weights alone (the adapters' gradients and moments are small; the reference is the base)
+    assert process_bytes(10**8, 4, True, adapters=True) == 10**8 * 4 + RUNTIME_BYTES
 
 
 def test_eight_processes_of_the_embedded_model_on_a_24_gb_machine_are_refused_with_how_many_fit():
