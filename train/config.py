@@ -343,9 +343,8 @@ def removed_field_errors(argv: list[str]) -> list[str]:
     import yaml
 
     errors = []
-    paths = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
-    paths += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
-    for path in paths:
+    if "--config" in argv[:-1]:  # TrlParser's one spelling (it does not read --config=PATH)
+        path = argv[argv.index("--config") + 1]
         with open(path) as f:
             config = yaml.safe_load(f)
         keys = config if isinstance(config, dict) else {}

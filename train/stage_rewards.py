@@ -19,9 +19,9 @@ logger = logging.getLogger(__name__)
 
 
 def check_rewards(stage_args, training_args) -> None:
-    """Fail before any loading on a reward that does not exist (ValueError listing the valid names), and on rules
-    that read the accuracy reward without one: prompt selection tells all-right from all-wrong groups by it,
-    learnability sampling updates its pass-rate posteriors from it, early advance averages it. It is the
+    """Fail before any loading on a reward that does not exist (ValueError listing the valid names), and on
+    rules that read the accuracy reward without one: prompt selection tells all-right from all-wrong groups by
+    it, learnability sampling updates its pass-rate posteriors from it, early advance averages it. It is the
     reward whose function is named `accuracy` (the registry's, or a stand-in of the user's so named)."""
     funcs, _ = build_rewards(stage_args, training_args, think_open=False)  # cheap: pools start on first use
     if "accuracy" in (f.__name__ for f in funcs):
