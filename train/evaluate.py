@@ -269,8 +269,11 @@ def generate_shared(
     return [merged[i] for i in range(len(prompts))]
 
 
-def grade_samples(rows: list[dict], outs: list[list[Sample]], think_open: bool) -> list[list[float | None]]:
-    """Grade every sample of `rows` as the training reward does (truncation and an opened block included).
+def grade_samples(
+    rows: list[dict], outs: list[list[Sample]], think_open: bool, timeout: float | None = None
+) -> list[list[float | None]]:
+    """Grade every sample of `rows` as the training reward does (truncation and an opened block included);
+    evaluation and labelling both grade through this. `timeout`: seconds per answer (None: the pool's).
 
     Returns:
         One list of K grades per row (1.0, 0.0, or None for an ungradable gold).
@@ -280,7 +283,11 @@ def grade_samples(rows: list[dict], outs: list[list[Sample]], think_open: bool) 
     flat = [sample for per_problem in outs for sample in per_problem]
     golds = [row["answer"] for row, per_problem in zip(rows, outs, strict=True) for _ in per_problem]
     flat_grades = grade(
-        [s.text for s in flat], golds, truncated=[s.truncated for s in flat], think_open=think_open
+        [s.text for s in flat],
+        golds,
+        timeout=timeout,
+        truncated=[s.truncated for s in flat],
+        think_open=think_open,
     )
     grades, pos = [], 0
     for per_problem in outs:

@@ -214,11 +214,11 @@ def sample_and_grade(
     known: dict,
     args: argparse.Namespace,
     generate_fn: Callable,
-    grade_fn: Callable,
     think_open: bool,
 ) -> None:
-    """Generate K samples per problem with one model, grade them (with its template's `think_open`), record
-    them batch by batch."""
+    """Generate K samples per problem with one model, grade them as evaluation does (with its template's
+    `think_open`), record them batch by batch."""
+    from stagerl.train.evaluate import grade_samples
     from stagerl.train.models import resolve_model
 
     path = resolve_model(model)
@@ -236,19 +236,10 @@ def sample_and_grade(
             seed=args.seed,
             batch_size=args.gen_batch_size,
         )
-        flat = [c for completions in outs for c in completions]
-        golds = [p["answer"] for p, completions in zip(batch, outs, strict=True) for _ in completions]
-        scores = grade_fn(
-            [c.text for c in flat],
-            golds,
-            timeout=args.grade_timeout,
-            truncated=[c.truncated for c in flat],
-            think_open=think_open,
-        )
-        records, pos = [], 0
-        for p, completions in zip(batch, outs, strict=True):
-            graded = [s for s in scores[pos : pos + len(completions)] if s is not None]
-            pos += len(completions)
+        records = []
+        grades = grade_samples(batch, outs, think_open, timeout=args.grade_timeout)
+        for p, problem_grades in zip(batch, grades, strict=True):
+            graded = [s for s in problem_grades if s is not None]
             rec = {
                 "id": p["id"],
                 "model": model,
@@ -267,7 +258,6 @@ def label_static(
     args: argparse.Namespace,
     *,
     generate_fn: Callable | None = None,
-    grade_fn: Callable | None = None,
 ) -> tuple[list[dict], dict[str, dict]]:
     """Collect the pass rates the rules need (generating what is unknown) and assign levels.
 
@@ -277,7 +267,6 @@ def label_static(
         rules: the level rules.
         args: the parsed command line (output, samples, generation settings, pass_rates, no_generate).
         generate_fn: `stagerl.train.generation.generate` unless given (tests pass a fake).
-        grade_fn: `stagerl.rewards.grade` unless given.
 
     Returns:
         The problems, each with `level`, `reason` and `pass_<role>` (None where not needed or ungradable),
@@ -307,14 +296,12 @@ def label_static(
             break
         if generate_fn is None:
             from stagerl.train.generation import generate as generate_fn
-        if grade_fn is None:
-            from stagerl.rewards import grade as grade_fn
         for model, todo_problems in todo.items():
             logger.info("%s: %d problems to sample (K=%d)", model, len(todo_problems), args.samples)
             if model not in templates:
                 templates[model] = template_settings(model, THINK_OPEN_CHOICES[args.think_open])
             think_open = templates[model]["think_open"]
-            sample_and_grade(todo_problems, model, log, known, args, generate_fn, grade_fn, think_open)
+            sample_and_grade(todo_problems, model, log, known, args, generate_fn, think_open)
     labelled = []
     for p in problems:
         rates, _ = resolve_rates(p["id"], models, known, rules)
