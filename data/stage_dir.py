@@ -72,3 +72,8 @@ def read_record(stage_dir: str | Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable stage record ({e})") from None
+
+
+def curriculum_step(record: dict) -> int:
+    """The curriculum-wide step a stage's record ended at (a record of an earlier version: its own steps)."""
+    return int(record.get("curriculum_step", record["steps"]))

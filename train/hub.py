@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from stagerl.data.files import atomic_write_json
-from stagerl.data.stage_dir import FINAL_DIR, HUB_RECORD, read_record
+from stagerl.data.stage_dir import FINAL_DIR, HUB_RECORD, curriculum_step, read_record
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def model_card(record: dict, evaluation: dict[str, float] | None) -> str:
         if stage.get("previous_stage")
         else f"`{config['model']['model_name_or_path']}`"
     )
-    steps = record["steps"]
+    steps, last = record["steps"], curriculum_step(record)
     lines = [
         "---",
         "library_name: transformers",
@@ -91,7 +91,7 @@ def model_card(record: dict, evaluation: dict[str, float] | None) -> str:
         f"- data: {', '.join(f'`{s}`' for s in record['data']['specs'])} ({record['data']['rows']} rows, "
         f"fingerprint `{record['data']['fingerprint']}`)",
         f"- rewards: {', '.join(f'`{r}` x{w:g}' for r, w in zip(rewards, weights, strict=True))}",
-        f"- steps: {steps} (curriculum steps {record['curriculum_step'] - steps + 1}-{record['curriculum_step']}); "
+        f"- steps: {steps} (curriculum steps {last - steps + 1}-{last}); "
         f"train reward {_num(record.get('reward_start'))} -> {_num(record.get('reward_end'))}",
         f"- learning rate {grpo['learning_rate']:g}, {grpo['num_generations']} samples per prompt, "
         f"max completion {grpo['max_completion_length']} tokens",

@@ -32,7 +32,14 @@ from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 
 from stagerl.data.files import atomic_write_json
-from stagerl.data.stage_dir import FINAL_DIR, STAGE_RECORD, TRACKING_FILE, finished, read_record
+from stagerl.data.stage_dir import (
+    FINAL_DIR,
+    STAGE_RECORD,
+    TRACKING_FILE,
+    curriculum_step,
+    finished,
+    read_record,
+)
 from stagerl.train.record import redact
 
 logger = logging.getLogger(__name__)
@@ -54,8 +61,7 @@ def curriculum_step_offset(previous_stage: str | None) -> int:
         raise ValueError(
             f"previous_stage={previous_stage} has not finished (no {FINAL_DIR}/ and {STAGE_RECORD})"
         )
-    record = read_record(previous_stage)
-    return int(record.get("curriculum_step", record["steps"]))
+    return curriculum_step(read_record(previous_stage))
 
 
 @dataclass
@@ -212,8 +218,7 @@ def log_evaluation(stage_dir: Path, results: dict[str, float]) -> bool:
     run = TrackedRun(**json.loads(path.read_text()))
     if run.evaluation_logged or not run.report_to:
         return False
-    record = read_record(stage_dir)
-    step = int(record.get("curriculum_step", record["steps"]))
+    step = curriculum_step(read_record(stage_dir))
     metrics = {f"eval/{name}/pass@1": value for name, value in results.items()}
     if "tensorboard" in run.report_to:
         writer = shifted_writer(str(Path(stage_dir) / TENSORBOARD_DIR), 0)
