@@ -24,9 +24,8 @@ from pathlib import Path
 
 from stagerl.data.stage_dir import PROBLEM_STATS
 
-PRIOR_STRENGTH = (
-    8  # the samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals)
-)
+# The samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals).
+PRIOR_STRENGTH = 8
 
 
 @dataclass(frozen=True)

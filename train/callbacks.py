@@ -89,7 +89,10 @@ class EarlyAdvance(TrainerCallback):
             return
         generated = self.counts.total["completion_tokens"] if self.counts is not None else 0
         if self.token_budget is not None and generated >= self.token_budget:
-            self.reason = f"completion-token budget: {generated} generated >= {self.token_budget} at step {state.global_step}"
+            self.reason = (
+                f"completion-token budget: {generated} generated >= {self.token_budget} at step "
+                f"{state.global_step}"
+            )
         elif state.global_step < self.min_steps:
             return
         else:

@@ -143,9 +143,8 @@ class PromptSampler:
             )
         self.ids, self.seed, self.lag, self.shuffle, self.greso = ids, seed, lag, shuffle, greso
         self.learnability = learnability
-        self.first_rows = list(
-            {pid: row for row, pid in reversed(list(enumerate(ids)))}.items()
-        )  # problem -> row
+        # (problem, its first row) pairs: what learnability sampling draws from
+        self.first_rows = list({pid: row for row, pid in reversed(list(enumerate(ids)))}.items())
         self.problems = len(set(ids))
         self.seen = history or ProblemTable()  # what draws are decided from: history, then folded batches
         self.adapting = bool(self.seen.records)  # GRESO adapts p once problems have history

@@ -216,9 +216,8 @@ class StageTrainer(GRPOTrainer):
         for key, value in block.items():
             self._metrics["train"][f"generation/{key}"].append(value)
         draws = self.prompt_sampler.drawn_learnability[self._draws_logged :] if self.prompt_sampler else []
-        if (
-            draws
-        ):  # learnability sampling: how learnable the problems drawn since the last block were expected to be
+        # learnability sampling: how learnable the problems drawn since the last block were expected to be
+        if draws:
             self._metrics["train"]["sampler/drawn_learnability"].append(sum(draws) / len(draws))
             self._draws_logged += len(draws)
 

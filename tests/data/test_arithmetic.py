@@ -92,9 +92,8 @@ def test_training_rows_are_a_function_of_level_and_seed():
     rows = arithmetic_rows(3, num_rows=50, seed=3)
     assert rows == arithmetic_rows(3, num_rows=50, seed=3)
     assert rows != arithmetic_rows(3, num_rows=50, seed=4)
-    assert all(
-        r["id"] == "arith-" + r["problem"][8:-1].replace(" ", "") for r in rows
-    )  # the problem is its id
+    # the problem is its id
+    assert all(r["id"] == "arith-" + r["problem"][8:-1].replace(" ", "") for r in rows)
     assert all(r["level"] == 3 and isinstance(r["answer"], str) for r in rows)
 
 

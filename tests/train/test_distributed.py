@@ -149,9 +149,8 @@ def test_killed_and_resumed_equals_uninterrupted(zero_runs):
     # Per-problem counts: every completion of both ranks counted once, the resumed ones included.
     problems = [(d / "problems.jsonl").read_text() for d in (straight, resumed)]
     assert problems[0] == problems[1]
-    assert (
-        sum(json.loads(line)["attempts"] for line in problems[0].splitlines()) == 4 * 2 * 4
-    )  # steps x ranks x 4
+    attempts = sum(json.loads(line)["attempts"] for line in problems[0].splitlines())
+    assert attempts == 4 * 2 * 4  # steps x ranks x 4
 
     from stagerl.train.models import resolve_model
 
@@ -333,15 +332,13 @@ def test_dynamic_sampling_and_selection_on_two_processes_resume_exactly(tmp_path
     history = json.loads((straight / "final" / "trainer_state.json").read_text())["log_history"]
     rounds = [int(e["generation/rounds"]) for e in history if "generation/rounds" in e]  # reward calls a step
     at_checkpoint = tmp_path / "at-checkpoint"
-    run_and_kill(
-        "ddp", at_checkpoint, tmp_path, *DYNAMIC, stall_at=rounds[0] + rounds[1] + 1
-    )  # step 3's first
+    stall_at = rounds[0] + rounds[1] + 1  # step 3's first
+    run_and_kill("ddp", at_checkpoint, tmp_path, *DYNAMIC, stall_at=stall_at)
     run_stage("ddp", at_checkpoint, *DYNAMIC, "--resume_from_checkpoint", "latest")
     assert_same_dynamic_stage(straight, at_checkpoint)
 
-    step = next(
-        s for s in range(3, len(rounds) + 1) if rounds[s - 1] > 1
-    )  # a step past checkpoint-2 that refills
+    # a step past checkpoint-2 that refills
+    step = next(s for s in range(3, len(rounds) + 1) if rounds[s - 1] > 1)
     between = tmp_path / "between-rounds"
     env = {
         **os.environ,
