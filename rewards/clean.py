@@ -3,15 +3,27 @@
 Pure Python (regexes, no sympy), cheap enough for the trainer process.
 
 - Unicode math as LaTeX (``√3``, ``π``, ``−``, ``≤``).
-- Delimiters, bold and trailing punctuation stripped; currency and units after a number dropped
-  ("\\$1,250", "34 hours", "8\\sqrt{3}\\text{ square inches}").
-- An equation chain reduced to its last side ("5 + 77 = 122" -> "122", "x = 5 and x = -2" -> "5, -2").
-- A one-variable inequality as an interval ("k < -5" -> "(-\\infty, -5)").
+- Delimiters, bold and trailing punctuation stripped ("!" stays: "5!" is a factorial); currency dropped.
+- Units after a number or formula dropped, whatever they are built of: words in text ("34 hours",
+  "8\\sqrt{3}\\text{ square inches}"), and products, quotients and powers of units ("15000 \\text{ kcal
+  m}^{-2} \\text{ yr}^{-1}", "9.8\\,\\mathrm{m}\\,\\mathrm{s}^{-2}", "340 \\text{ m}/\\text{s}"); not words that
+  make a clause ("5 \\text{ or } 6", "n \\text{ is even}"). An ordinal is its number ("12^{\\text{th}}" -> "12").
+- Scientific notation in e-form as a power of ten ("6e-3" -> "6 \\times 10^{-3}"), which math-verify reads.
+- An equation chain reduced to its last side ("5 + 77 = 122" -> "122", "x = 5 and x = -2" -> "5, -2"), and a
+  list of labelled values to its values ("Minimum: 1, Maximum: 3" -> "1, 3").
+- Sets written the way math-verify reads them, on both sides (:func:`set_notation`): a condition on one
+  variable (a letter, a Greek letter, with a subscript or not) as the set it describes: an inequality or a
+  chain of two as an interval ("k < -5" -> "(-\\infty, -5)", "3 < \\lambda \\le 4" -> "(3, 4]"), conditions
+  joined by "or" as the union of theirs ("a \\le -2 \\text{ or } a = 1" -> "(-\\infty, -2] \\cup \\{1\\}"),
+  set-builder notation and membership as the set of their condition ("\\{x \\mid -1 < x < 1\\}",
+  "x \\in (-1, 1)" -> "(-1, 1)"); a vector (a one-row or one-column matrix, "\\langle a, b \\rangle") as
+  the tuple of its entries.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNICODE = {
     "\u2212": "-",  # minus sign
@@ -35,37 +47,95 @@ _UNICODE = {
     "\u2229": r"\cap ",
     "\u00b1": r"\pm ",
     "\u2205": r"\emptyset ",
+    "\u2a7d": r"\le ",
+    "\u2a7e": r"\ge ",
+    "\u2208": r"\in ",
+    "\u2209": r"\notin ",
+    "\u2223": r"\mid ",
+    "\u211d": r"\mathbb{R}",
+    "\u207b\u00b9": "^{-1}",
+    "\u207b\u00b2": "^{-2}",
+    "\u207b\u00b3": "^{-3}",
 }
 _SQRT_UNICODE = re.compile(r"\u221a\s*(\{[^{}]*\}|\([^()]*\)|\d+(?:\.\d+)?|[A-Za-z])")
 
 NUMERIC_HEAD = r"-?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\d?frac\{\d+\}\{\d+\})"
 """A number at the start of an answer: integer, decimal, thousands commas or a numeric fraction."""
+# A unit: words in text ("\text{ kcal m}", "\mathrm{m/s}") or, after a number, a bare word ("hours",
+# "km/h"); with a power ("^{-2}"). Units follow one another with or without a product or quotient sign.
+_POWER = r"(?:\s*\^\s*(?:\{\s*[-+]?\d+\s*\}|[-+]?\d))?"
+_TEXT_UNIT = (
+    r"\\(?:text|mbox|mathrm|textrm|textbf|rm)\s*\{[\s~]*[A-Za-z(][^{}\s~]*(?:[\s~]+[^{}\s~]+){0,2}[\s~]*\}"
+    + _POWER
+)
+_BARE_UNIT = r"(?:[A-Za-z]{2,}\.?|[A-Za-z]+/[A-Za-z]+)" + _POWER
+_UNIT_JOIN = r"\s*(?:\\[,;: ]|~|\\cdot|/)?\s*"
+# After a number, bare words too (each after a space: "34 hours", not the "x" of "34x").
 _UNIT_TAIL = re.compile(
-    r"^(?P<num>" + NUMERIC_HEAD + r")\s*(?:\\,|\\;|\\ |~)?\s*"
-    r"(?:\\(?:text|mbox|mathrm|textbf)\{[^{}]*\}(?:\^\d)?|(?<=\s)[A-Za-z]{2,}[A-Za-z .]*?(?:\^\d)?)\s*$"
+    rf"^(?P<num>{NUMERIC_HEAD})(?P<unit>(?:{_UNIT_JOIN}(?:{_TEXT_UNIT}|(?<=[\s,;~]){_BARE_UNIT})){{1,6}})\s*$"
 )
-# A unit written as text after any formula, up to three words: "8\sqrt{3} \text { square inches}",
-# "4\pi\text{ cm}^2", "\text{ miles per hour}"; not a clause ("n \text{ is a perfect square}").
+# After any formula, units in text only: "8\sqrt{3} \text { square inches}", "4\pi\text{ cm}^2".
 _TEXT_UNIT_TAIL = re.compile(
-    r"^(?P<head>.*?[\d}\\a-zA-Z)])\s*(?:\\[,;: ]|~)?\s*"
-    r"\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z.]+(?: [A-Za-z.]+){0,2}\s*\}(?:\^\{?\d\}?)?\s*$"
+    rf"^(?P<head>.*?[\d}}\\a-zA-Z)])(?P<unit>(?:{_UNIT_JOIN}{_TEXT_UNIT}){{1,6}})\s*$"
 )
+# Words that make a clause, not a unit ("n \text{ is a perfect square}", "5 \text{ or } 6").
 _UNIT_NOT = re.compile(
-    r"\\(?:text|mbox|mathrm)\s*\{\s*(?:and|or|if|for|where|when|is|are|such|that|with|then)\b"
+    r"\b(?:and|or|if|for|where|when|is|are|such|that|with|then|not|no|the|an|than|more|less|least|most|only|all)\b",
+    re.IGNORECASE,
 )
+# An ordinal ("12^{\text{th}}", "3^{rd}", "21\text{st}", "2nd") is its number.
+_ORD = r"(?:st|nd|rd|th)"
+_ORDINAL = re.compile(
+    rf"(?<=\d)(?:\s*\^\s*\{{\s*(?:\\(?:text|mathrm|textrm)\s*\{{\s*{_ORD}\s*\}}|(?:\\rm\s*)?{_ORD})\s*\}}"
+    rf"|\s*\^\s*\\(?:text|mathrm|textrm)\s*\{{\s*{_ORD}\s*\}}"
+    rf"|\s*\\(?:text|mathrm|textrm|textsuperscript)\s*\{{\s*{_ORD}\s*\}}|{_ORD}(?![A-Za-z]))"
+)
+_E_NOTATION = re.compile(r"(?P<m>-?(?:\d+(?:\.\d*)?|\.\d+))\s*[eE](?P<e>[-+]?\d+)")
 # Currency signs; a backslash before a digit ("\15") is a "\$15" that lost its "$".
 _CURRENCY = re.compile(r"\\\$|\$|\\text\{\s*\\\$\s*\}|USD|€|£|(?<!\\)\\(?=\d)")
 _INNER_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 # Inline math delimiters left inside an answer that lists formulas; not the "\\" row break before "(".
 _INNER_PARENS = re.compile(r"(?<!\\)\\[()]")
 _TEXT_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\{(?P<inner>[^{}]*)\}$")
-_REL = r"(?:<=|>=|<|>|\\leq?|\\geq?|\\lt|\\gt|\\leqslant|\\geqslant)"
-_INEQ_ONE = re.compile(r"^(?P<var>[a-zA-Z])\s*(?P<op>" + _REL + r")\s*(?P<val>[^<>=]+)$")
-_INEQ_ONE_REV = re.compile(r"^(?P<val>[^<>=]+?)\s*(?P<op>" + _REL + r")\s*(?P<var>[a-zA-Z])$")
-_INEQ_TWO = re.compile(
-    r"^(?P<lo>[^<>=]+?)\s*(?P<op1>" + _REL + r")\s*(?P<var>[a-zA-Z])\s*"
-    r"(?P<op2>" + _REL + r")\s*(?P<hi>[^<>=]+)$"
+# Longest spelling first, and a command only as a whole word ("\le" is not the start of "\left").
+_REL = r"(?:<=|>=|<|>|\\(?:leqslant|geqslant|leq|geq|le|ge|lt|gt)(?![A-Za-z]))"
+_GREEK = (
+    r"\\(?:alpha|beta|gamma|delta|epsilon|varepsilon|zeta|eta|theta|vartheta|iota|kappa|lambda|mu|nu|xi|rho"
+    r"|sigma|tau|upsilon|phi|varphi|chi|psi|omega)(?![A-Za-z])"
 )
+# One variable: a letter or a Greek letter, with a subscript or not ("x", "\lambda", "a_1", "x_{n}").
+_VAR = rf"(?:[a-zA-Z]|{_GREEK})(?:_\{{?\w+\}}?)?"
+_BOUND = rf"(?:(?!{_REL})[^<>=])+"  # a bound: anything without a relation in it
+_INEQ_ONE = re.compile(rf"^(?P<var>{_VAR})\s*(?P<op>{_REL})\s*(?P<val>{_BOUND})$")
+_INEQ_ONE_REV = re.compile(rf"^(?P<val>{_BOUND}?)\s*(?P<op>{_REL})\s*(?P<var>{_VAR})$")
+_INEQ_TWO = re.compile(
+    rf"^(?P<lo>{_BOUND}?)\s*(?P<op1>{_REL})\s*(?P<var>{_VAR})\s*(?P<op2>{_REL})\s*(?P<hi>{_BOUND})$"
+)
+# Constants a bound may hold besides numbers ("e" is Euler's number).
+_CONSTANTS = re.compile(
+    r"\\(?:infty|pi|sqrt|[dt]?frac|cdot|times|div|left|right|ln|log|exp|sin|cos|tan|cot|sec|csc|arcsin|arccos"
+    r"|arctan)(?![A-Za-z])"
+)
+_POINT = re.compile(rf"^(?P<var>{_VAR})\s*=\s*(?P<val>[^<>=]+)$")
+_LESS = ("<", "<=", r"\le", r"\leq", r"\lt", r"\leqslant")
+_STRICT = ("<", ">", r"\lt", r"\gt")
+_OR = re.compile(r"\s*(?:\\text\{\s*or\s*\}|\bor\b|\\lor\b|\\vee\b)\s*")
+# Set-builder notation: "\{x \mid -1 < x < 1\}", "\left\{ t : t > 0 \right\}", "\{x \in \mathbb{R} | x > 0\}".
+_SET_BUILDER = re.compile(
+    rf"^(?:\\left\s*)?\\\{{\s*(?P<var>{_VAR})\s*(?:\\in\s*\\mathbb\s*\{{?\s*R\s*\}}?\s*)?"
+    r"(?:\\middle\s*)?(?:\||\\mid\b|\\vert\b|:|\\colon\b)\s*(?P<cond>.+?)\s*(?:\\right\s*)?\\\}$"
+)
+_MEMBERSHIP = re.compile(rf"^(?P<var>{_VAR})\s*\\in\s*(?P<set>[(\[]|\\left|\\\{{)")
+# A vector: a matrix of one row or one column (not vmatrix: that is a determinant), or angle brackets.
+_MATRIX = re.compile(r"^\\begin\{(?P<env>[pbB]?matrix)\}(?P<body>.*)\\end\{(?P=env)\}$", re.DOTALL)
+_ANGLE = re.compile(r"^\\langle\s*(?P<body>.*?)\s*\\rangle$")
+_ROW_BREAK = re.compile(r"\s*\\\\\s*")
+_CELL = re.compile(r"\s*&\s*")
+# "Minimum: 1", "\text{Largest value: } 7": a value labelled by a name of at least two letters.
+_LABELLED = re.compile(r"^(?P<name>[A-Za-z][A-Za-z ]*[A-Za-z])\s*:\s*(?P<value>\S.*)$", re.DOTALL)
+_TEXT_LABEL = re.compile(r"\\(?:text|textbf|mathrm)\s*\{\s*([A-Za-z][A-Za-z ]*?)\s*(:?)\s*\}")
+_ITEM_SEP = re.compile(r"\s*(?:,(?!\d{3}(?!\d))|;)\s*")
+_PROSE_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _LIST_SEPS = re.compile(r"\s*(?:,|;|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b|\\quad|\\qquad)\s*")
 _COMMA = re.compile(r"\s*,(?!\d{3}(?!\d))\s*")  # a list comma, not the thousands comma of "1,000"
 _TUPLE_EQ = re.compile(r"\((?P<lhs>[^=]+)\)\s*=\s*\((?P<rhs>[^=]+)\)")
@@ -178,40 +248,135 @@ def strip_units(s: str) -> str:
     Returns:
         ``s`` without its unit (unchanged when it has none).
     """
-    m = _UNIT_TAIL.match(s)
-    if m:
-        return m["num"].strip()
-    m = _TEXT_UNIT_TAIL.match(s)
-    if m and not _UNIT_NOT.search(s) and m["head"].count("{") == m["head"].count("}"):
-        return m["head"].strip()
+    for tail in (_UNIT_TAIL, _TEXT_UNIT_TAIL):
+        m = tail.match(s)
+        if m and not _UNIT_NOT.search(m["unit"]) and m[1].count("{") == m[1].count("}"):
+            return m[1].strip()
     return s
 
 
-def _interval(s: str) -> str:
-    """A one-variable inequality as interval notation: "k < -5" -> "(-\\infty, -5)"."""
-    strict = {"<": True, ">": True, r"\lt": True, r"\gt": True}
+def _inequality(s: str) -> tuple[str, str, list[str]] | None:
+    """``(variable, interval, bounds)`` for a one-variable inequality or a chain of two, else None.
 
-    def is_lt(op: str) -> bool:
-        return op in ("<", "<=", r"\le", r"\leq", r"\lt", r"\leqslant")
-
+    "k < -5" -> "(-\\infty, -5)", "-2 < x \\le 7" -> "(-2, 7]", "4 \\ge x > 3" -> "(3, 4]".
+    """
     m = _INEQ_TWO.match(s)
-    if m and is_lt(m["op1"]) and is_lt(m["op2"]):
-        lo = "(" if strict.get(m["op1"], False) else "["
-        hi = ")" if strict.get(m["op2"], False) else "]"
-        return f"{lo}{m['lo'].strip()}, {m['hi'].strip()}{hi}"
+    if m and (m["op1"] in _LESS) == (m["op2"] in _LESS):
+        lo, hi, op_lo, op_hi = m["lo"].strip(), m["hi"].strip(), m["op1"], m["op2"]
+        if op_lo not in _LESS:  # "4 \ge x > 3": read from the other end
+            lo, hi, op_lo, op_hi = hi, lo, op_hi, op_lo
+        interval = f"{'(' if op_lo in _STRICT else '['}{lo}, {hi}{')' if op_hi in _STRICT else ']'}"
+        return m["var"], interval, [lo, hi]
     m = _INEQ_ONE.match(s)
     rev = False
     if not m:
         m = _INEQ_ONE_REV.match(s)
         rev = True
+    if not m:
+        return None
+    op, val = m["op"], m["val"].strip()
+    closed = op not in _STRICT
+    if (op in _LESS) != rev:  # the variable is below the value
+        return m["var"], rf"(-\infty, {val}{']' if closed else ')'}", [val]
+    return m["var"], rf"{'[' if closed else '('}{val}, \infty)", [val]
+
+
+def _interval(s: str) -> str | None:
+    """A one-variable inequality, or a chain of two, as interval notation; None if ``s`` is not one."""
+    found = _inequality(s)
+    return found[1] if found else None
+
+
+def _is_constant(bound: str) -> bool:
+    """Whether a bound holds no variable ("-5", "\\frac{\\pi}{2}", "\\sqrt{3}"; not "t", "2r")."""
+    return not re.search(r"[A-Za-df-z]", _CONSTANTS.sub(" ", bound))
+
+
+def _condition_set(s: str) -> tuple[str, str] | None:
+    """``(variable, set)`` for a condition on one variable: inequalities, "x = 1", joined by "or".
+
+    Bounds are constants: "q < t" relates two variables, and stays a relation for math-verify to compare.
+    """
+    found = []
+    for part in split_top(s, _OR):
+        part = part.strip()
+        point = _POINT.match(part)
+        ineq = None if point else _inequality(part)
+        if point and _is_constant(point["val"]):
+            found.append((point["var"], rf"\{{{point['val'].strip()}\}}"))
+        elif ineq and all(_is_constant(b) for b in ineq[2]):
+            found.append(ineq[:2])
+        else:
+            return None
+    # One variable throughout; "x = 1 or x = 2" is a list of values, left to the list rules.
+    if len({var for var, _ in found}) != 1 or all(set_.startswith(r"\{") for _, set_ in found):
+        return None
+    return found[0][0], r" \cup ".join(set_ for _, set_ in found)
+
+
+def _vector(s: str) -> str | None:
+    """The tuple of a one-row or one-column matrix, or of "\\langle a, b \\rangle"; None otherwise."""
+    m = _ANGLE.match(s)
+    if m and len(split_top(m["body"], _COMMA)) > 1:
+        return f"({m['body']})"
+    m = _MATRIX.match(s)
+    if not m:
+        return None
+    rows = [_CELL.split(r.strip()) for r in split_top(m["body"].strip(), _ROW_BREAK) if r.strip()]
+    if len(rows) == 1:
+        cells = rows[0]
+    elif all(len(r) == 1 for r in rows):
+        cells = [r[0] for r in rows]
+    else:
+        return None
+    return "(" + ", ".join(c.strip() for c in cells) + ")" if len(cells) > 1 else None
+
+
+def set_notation(s: str) -> str:
+    """A set, interval or vector written in a notation math-verify does not compare, in one it does.
+
+    Args:
+        s: a cleaned answer or gold.
+
+    Returns:
+        ``s`` as interval, union or tuple notation when it is a condition on one variable, set-builder
+        notation, a membership or a vector (see the module docstring); else ``s`` unchanged.
+
+    >>> set_notation(r"a \\leqslant -2 \\text{ or } a = 1")
+    '(-\\\\infty, -2] \\\\cup \\\\{1\\\\}'
+    """
+    vector = _vector(s)
+    if vector:
+        return vector
+    m = _SET_BUILDER.match(s)
     if m:
-        op, val = m["op"], m["val"].strip()
-        below = is_lt(op) != rev  # the variable is below the value
-        closed = not strict.get(op, False)
-        if below:
-            return rf"(-\infty, {val}{']' if closed else ')'}"
-        return rf"{'[' if closed else '('}{val}, \infty)"
-    return s
+        found = _condition_set(m["cond"])
+        return found[1] if found and found[0] == m["var"] else s
+    m = _MEMBERSHIP.match(s)
+    if m:
+        return s[m.start("set") :].strip()
+    found = _condition_set(s) if _OR.search(s) or re.search(_REL, s) else None
+    return found[1] if found else s
+
+
+def labelled_values(s: str) -> str | None:
+    """The values of a list whose every item is labelled by a name: "Minimum: 1, Maximum: 3" -> "1, 3".
+
+    Args:
+        s: an answer, or a sentence.
+
+    Returns:
+        The values joined by ", ", or None when an item has no label or its value is prose.
+    """
+    if ":" not in s:
+        return None
+    values = []
+    for item in split_top(_TEXT_LABEL.sub(r"\1\2 ", s.strip().lstrip("-*\u2022 ")), _ITEM_SEP):
+        m = _LABELLED.match(item.strip())
+        if not m or _PROSE_WORD.search(m["value"]):
+            return None
+        values.append(m["value"].strip())
+    return ", ".join(values)
 
 
 def _destructure(s: str) -> str:
@@ -231,10 +396,12 @@ def _strip_delimiters(s: str) -> str:
         s = s.strip().strip("*").strip()
         s = re.sub(r"^\\\(|\\\)$|^\\\[|\\\]$", "", s).strip()
         s = re.sub(r"^\$+|\$+$", "", s).strip()
-        s = re.sub(r"[.,;:!]+$", "", s).strip()
+        s = re.sub(r"[.,;:]+$", "", s).strip()
     return s
 
 
+# Extraction cleans each box several times (parts, hedges, the answer); GRPO groups repeat answers.
+@lru_cache(maxsize=8192)
 def clean_answer(ans: str) -> tuple[str, str]:
     """Normalise an extracted answer string.
 
@@ -252,22 +419,32 @@ def clean_answer(ans: str) -> tuple[str, str]:
     s = _INNER_BOX.sub(r"\1", s)  # "180^\circ - 90^\circ = \boxed{90^\circ}"
     s = s.replace("$", " ") if s.count("$") % 2 == 0 else s  # "$x=5$ and $x=-2$"
     s = _INNER_PARENS.sub(" ", s)  # "-1, 0,\) and \(1": the outer "\(" "\)" went with the delimiters
-    s = re.sub(r"\\text\{\s*\}", "", s)
     s = re.sub(r"\s+", " ", s).strip()
     s = _CURRENCY.sub("", s).strip() if re.search(r"\d", s) else s
-    s = strip_units(s)
+    # What held a currency sign ("\text{\$}", "\ \text{USD}"), and the space before it.
+    s = re.sub(r"(?:\s*(?:\\[,;: ]|~))*\s*\\text\{\s*\}", "", s).strip()
+    s = strip_units(_ORDINAL.sub("", s))
     m = _TEXT_WRAP.match(s)
     if m and re.fullmatch(r"\s*" + NUMERIC_HEAD + r"\s*", m["inner"]):
         s = m["inner"].strip()
     s = s.replace("\\%", "%").replace("%", "\\%")
+    s = _notation(labelled_values(s) or s)
     raw = _destructure(s)
     s = _last_sides(s)
-    s = _interval(s)
-    return s, raw
+    return _interval(s) or s, raw
+
+
+def _notation(s: str) -> str:
+    """Scientific notation in e-form as a power of ten, and sets as :func:`set_notation` writes them."""
+    m = _E_NOTATION.fullmatch(s)
+    if m:
+        return rf"{m['m']} \times 10^{{{int(m['e'])}}}"
+    return set_notation(s)
 
 
 def clean_gold(gold: str) -> str:
-    """Normalise a gold answer: math delimiters ("$5,-2$", "\\[ ... \\]") and a unit after the value go.
+    """Normalise a gold answer like an answer: delimiters ("$5,-2$", "\\[ ... \\]"), Unicode, units and ordinals
+    go, and sets and vectors are written as :func:`set_notation` writes them.
 
     Args:
         gold: the gold answer as given in the data.
@@ -283,4 +460,5 @@ def clean_gold(gold: str) -> str:
         s = s[2:-2]
     elif s.count("$") % 2 == 0:  # "$5,-2$", "$f(n)=n$, $g(n)=1$"
         s = s.replace("$", " ")
-    return strip_units(re.sub(r"\s+", " ", s).strip())
+    s = re.sub(r"\s+", " ", unicode_math(s)).strip()
+    return _notation(strip_units(_ORDINAL.sub("", s)))

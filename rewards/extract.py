@@ -10,7 +10,9 @@ Rules, in order (each was written against what real model solutions do, see test
    thinking). A ``<think>`` that is never closed means the model never finished: no answer.
 2. Boxes: empty boxes are ignored (they restate the instruction: "putting the answer within
    \\boxed{}, we get ..."). The last box is the answer; boxes side by side ("\\(\\boxed{3}\\) and
-   \\(\\boxed{5}\\)") form one multi-part answer, whatever math delimiters wrap them.
+   \\(\\boxed{5}\\)") form one multi-part answer, whatever math delimiters wrap them. An earlier box is
+   no final answer when it is an intermediate result the last box is computed from, or the answer to
+   another part, each labelled by the quantity it answers (:mod:`stagerl.rewards.intermediate`).
 3. Without a box: the section under the last answer heading ("### Final Answer", "**Final Answer**" alone
    on its line; up to the next markdown heading) is where the answer is, read by rules 4 and 5 with its
    bold value ("The product ... when T is 3 is **6**.") as the answer; what comes before it is the work,
@@ -23,12 +25,13 @@ Rules, in order (each was written against what real model solutions do, see test
    else the last sentence or displayed formula that holds any math, stepping back over prose without
    math ("This completes the proof."). From a sentence: its last formula or number (a bare name such
    as \\(n\\) names the quantity and is passed over), or the last side of an equation written without
-   math delimiters. Formulas listed in prose ("\\(-1, 0,\\) and \\(1\\)") are one list ("-1, 0, 1").
+   math delimiters. Formulas listed in prose ("\\(-1, 0,\\) and \\(1\\)") are one list ("-1, 0, 1"), and so
+   are values each labelled by a name ("Minimum: 1, Maximum: 3" -> "1, 3").
 
-A hedge is two or more final answers that are not the same answer: every box, or every answer phrase,
-is a final answer. A self-correction is not a hedge: an answer withdrawn by a retraction written between
-it and a later answer, in a later sentence ("\\boxed{6}. However, this solution doesn't align ... is
-\\boxed{7}"), is no longer a final answer (see :mod:`stagerl.rewards.retraction`). Spellings of one
+A hedge is two or more final answers that are not the same answer: every box but those rule 2 sets
+aside, or every answer phrase, is a final answer. A self-correction is not a hedge: an answer withdrawn
+by a retraction written between it and a later answer, in a later sentence ("\\boxed{6}. However, this
+solution doesn't align ... is \\boxed{7}"), is no longer a final answer (see :mod:`stagerl.rewards.retraction`). Spellings of one
 number ("\\boxed{11/36}" ... "\\boxed{\\frac{11}{36}}") are decided here; anything needing sympy is
 returned in ``others`` and decided by equivalence in the pool.
 
@@ -41,7 +44,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from stagerl.rewards.clean import arity, clean_answer, spelling_key, unicode_math
+from stagerl.rewards.clean import arity, clean_answer, labelled_values, spelling_key, unicode_math
+from stagerl.rewards.intermediate import stands_aside
 from stagerl.rewards.retraction import retracts
 from stagerl.rewards.rules import same_answer
 
@@ -264,7 +268,7 @@ def _bold_answer(s: str) -> str | None:
 
 
 def _math_in_sentence(s: str) -> str | None:
-    """The answer a sentence states: its bold part, else its last formula or number, else None.
+    """The answer a sentence states: its bold part, its labelled values, else its last formula or number.
 
     A formula that is a bare name ("\\(n\\)", "\\(f(x)\\)") is passed over: it names a quantity ("for
     all \\(x\\) and \\(y\\)"), it does not state one. An equation written without math delimiters
@@ -273,6 +277,9 @@ def _math_in_sentence(s: str) -> str | None:
     bold = _bold_answer(s)
     if bold:
         return bold
+    listed = labelled_values(s)
+    if listed and arity(listed) > 1:  # "Minimum: 1, Maximum: 3"
+        return listed
     spans = list(_INLINE.finditer(s))
     masked = _mask_inline(s)
     eq = [m.end() for m in _EQ.finditer(masked)]
@@ -412,6 +419,7 @@ def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extracti
     # Parts are every box, withdrawn or not: between the boxes of two parts lies the work of the second,
     # and a retraction there ("let's reconsider the minimum") is about that part, not the first.
     parts = _parts([b[0] for b in boxes if b[0] is not None])
+    all_boxes = boxes
     boxes = boxes[_first_standing([(b[1], b[2]) for b in boxes], _mask_inline(tail)) :]
     group = [boxes[-1]]
     for prev in reversed(boxes[:-1]):
@@ -421,12 +429,19 @@ def _from_boxes(tail: str, boxes: list[tuple[str | None, int, int]]) -> Extracti
             break
     final = ", ".join(b[0] for b in group)
     members = {spelling_key(clean_answer(b[0])[0]) for b in group}
-    # A box that repeats one part of a multi-part answer is not a different answer.
-    others = [
-        b[0]
-        for b in boxes[: len(boxes) - len(group)]
-        if b[0] is not None and (len(group) == 1 or spelling_key(clean_answer(b[0])[0]) not in members)
-    ]
+    floors = dict(zip((b[1] for b in all_boxes), [0, *(b[2] for b in all_boxes)], strict=False))
+    answer = clean_answer(final)[0]
+    others = []
+    for b in reversed(boxes[: len(boxes) - len(group)]):
+        # A box that repeats one part of a multi-part answer is not a different answer.
+        if b[0] is None or (len(group) > 1 and spelling_key(clean_answer(b[0])[0]) in members):
+            continue
+        same = same_answer(clean_answer(b[0])[0], answer)
+        if same is True or stands_aside(tail, b, (final, *group[0][1:]), (floors[b[1]], floors[group[0][1]])):
+            continue
+        others.insert(0, b[0])
+        if same is False:  # a hedge already: the boxes before it change nothing
+            break
     return _decide([*others, final], "box", parts)
 
 

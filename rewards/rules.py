@@ -1,8 +1,10 @@
 """Decisions that need no sympy, taken in the trainer process before anything goes to the pool.
 
 - The anti-hack rule: when the gold answer is a plain number, the final answer must be a number
-  literal. A policy otherwise learns to end with "5 + 77" (math-verify evaluates it and accepts it
-  for 82) and never does the arithmetic.
+  literal. A policy otherwise learns to end with "5 + 77" or "5!" (math-verify evaluates them and accepts
+  them for 82 and 120) and never does the arithmetic. A literal is known in every spelling of a number
+  (see :func:`is_number_literal`): a sign inside a fraction or parentheses, thousands separators, bold,
+  scientific notation; anything with an operation left in it is not one.
 - Fast paths: an answer spelled like the gold, or two different integers, are decided here. Most GRPO
   samples fall in one of these, so they never pay for a round trip to a worker. The same fast paths tell
   whether two final answers of one completion are the same answer (a hedge is two different ones).
@@ -17,26 +19,45 @@ from fractions import Fraction
 
 _INT = r"\d+(?:,\d{3})*"
 _DEC = rf"(?:{_INT}(?:\.\d+)?|\.\d+)"
-_FRAC = r"\\[dt]?frac\{\d+\}\{\d+\}|\\[dt]?frac\d\d|\d+/\d+"
-_LITERAL = re.compile(rf"^[-+]?\s*(?:{_DEC}|{_FRAC})(?:\s*\\?%)?$")
+_FRAC = r"\\[dt]?frac\{[-+]?\d+\}\{[-+]?\d+\}|\\[dt]?frac\d\d|\d+/\d+"
+# Scientific notation as _norm leaves it: "6\times10^{-3}", "6\cdot10^3", "6e-3".
+_SCI = rf"(?P<mant>{_DEC})(?:(?:\\times|\\cdot|\*)10\^(?:\{{(?P<exp>[-+]?\d+)\}}|(?P<exp1>\d))|[eE](?P<exp2>[-+]?\d+))"
+_LITERAL = re.compile(rf"^[-+]?\s*(?:{_SCI}|{_DEC}|{_FRAC})(?:\s*\\?%)?$")
 _PLAIN_INT = re.compile(rf"^-?\s*{_INT}$")
 _FRAC_PARTS = re.compile(
-    r"^(?P<sign>-?)(?:\\frac(?:\{(?P<n>\d+)\}|(?P<n1>\d))(?:\{(?P<d>\d+)\}|(?P<d1>\d))|(?P<n2>\d+)/(?P<d2>\d+))$"
+    r"^(?P<sign>-?)(?:\\frac(?:\{(?P<n>[-+]?\d+)\}|(?P<n1>\d))(?:\{(?P<d>[-+]?\d+)\}|(?P<d1>\d))"
+    r"|(?P<n2>\d+)/(?P<d2>\d+))$"
 )
+_SCI_PARTS = re.compile(rf"^(?P<sign>[-+]?){_SCI}$")
+# Bold and upright wrappers around a number ("\mathbf{5}", "\textbf{5}").
+_WRAPPER = re.compile(r"\\(?:mathbf|textbf|boldsymbol|bm|mathrm|textrm)\{([^{}]*)\}")
 _FUNCTION_DEF = re.compile(r"(?<![A-Za-z\\])(?P<f>[A-Za-z])\(\s*(?P<arg>[A-Za-z])\s*\)\s*=")
 _PERCENT = re.compile(rf"^(?P<num>[-+]?(?:{_DEC}))\s*\\?%$")
 
 
 def _norm(s: str) -> str:
     s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|:)", "", s)
-    s = s.replace("dfrac", "frac").replace("tfrac", "frac").replace("$", "")
+    s = s.replace("dfrac", "frac").replace("tfrac", "frac").replace("$", "").replace("{,}", ",")
     s = re.sub(r"\^\{?\\circ\}?|\\circ|\\degree", "", s)  # 90^\circ is the number 90
     s = re.sub(r"\\text\{\s*([^{}]*?)\s*\}", r"\1", s)
+    s = _WRAPPER.sub(r"\1", s)
     return re.sub(r"\s+", "", s).rstrip(".")
 
 
+def _literal(s: str) -> str:
+    """``_norm(s)`` without one pair of parentheses around a number ("(-\\frac{1}{2})")."""
+    s = _norm(s)
+    if s.startswith("(") and s.endswith(")") and _LITERAL.match(s[1:-1]):
+        return s[1:-1]
+    return s
+
+
 def is_number_literal(s: str) -> bool:
-    """True for "82", "-3.5", "1,000", "\\frac{1}{2}", "3/4", "25\\%": numbers, not expressions.
+    """True for a single number written out, in any of its spellings; False for an expression.
+
+    Numbers: "82", "-3.5", "1,000", "1{,}000", "\\frac{1}{2}", "\\frac{-35}{9}", "3/4", "25\\%",
+    "(-\\frac{1}{2})", "\\left(-\\frac12\\right)", "\\mathbf{5}", "6 \\times 10^{-3}", "6\\cdot10^{-3}", "6e-3".
+    Expressions: "5+77", "5!", "2^{10}", "\\sqrt{4}".
 
     Args:
         s: an answer string.
@@ -44,20 +65,30 @@ def is_number_literal(s: str) -> bool:
     Returns:
         Whether ``s`` is a single number written out (no operator left to evaluate).
 
-    >>> is_number_literal("5+77"), is_number_literal("82")
-    (False, True)
+    >>> is_number_literal("5+77"), is_number_literal("82"), is_number_literal("5!")
+    (False, True, False)
     """
-    return bool(_LITERAL.match(_norm(s)))
+    return bool(_LITERAL.match(_literal(s)))
 
 
 def _as_fraction(s: str) -> Fraction | None:
-    """The value of a number literal (integer, decimal, numeric fraction), else None."""
-    s = _norm(s)
+    """The value of a number literal (integer, decimal, numeric fraction, scientific notation), else None."""
+    s = _literal(s)
     m = _FRAC_PARTS.match(s)
+    sci = _SCI_PARTS.match(s)
     try:
         if m:
             num, den = m["n"] or m["n1"] or m["n2"], m["d"] or m["d1"] or m["d2"]
             return Fraction(int(num), int(den)) * (-1 if m["sign"] else 1)
+        if sci:
+            exp = int(sci["exp"] or sci["exp1"] or sci["exp2"])
+            if abs(exp) > 400:  # a literal, but not one to expand
+                return None
+            return (
+                Fraction(sci["mant"].replace(",", ""))
+                * Fraction(10) ** exp
+                * (-1 if sci["sign"] == "-" else 1)
+            )
         if _PLAIN_INT.match(s) or re.fullmatch(rf"-?{_DEC}", s):
             return Fraction(s.replace(",", ""))
     except (ValueError, ZeroDivisionError):
@@ -67,7 +98,7 @@ def _as_fraction(s: str) -> Fraction | None:
 
 def _is_integer(s: str, value: Fraction) -> bool:
     """Whether ``s`` (of value ``value``) is written as an integer ("4", not "4.0" or "8/2")."""
-    return value.denominator == 1 and "." not in s and "frac" not in s and "/" not in s
+    return value.denominator == 1 and not re.search(r"[./^eE]|frac", _literal(s))
 
 
 def prejudge(answer: str | None, gold: str) -> float | str:

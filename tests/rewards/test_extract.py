@@ -434,8 +434,23 @@ def test_conversational_and_bytes():
         ),  # near-retractions between boxes
         "".join(f"The answer is {i}. Wait, " for i in range(400)),  # hundreds of corrected answer phrases
         "### Final Answer\n" * 500 + "**a" * 2000,  # answer headings, then unclosed bold
+        # Hundreds of boxes that each label a quantity, or that each compute from the one before.
+        "".join(f"Quantity number {i}: $\\boxed{{{i}}}$\n" for i in range(600)),
+        "".join(f"$\\boxed{{\\frac{{{i}}}{{7}}}}$, so $p = {i}$, $q = 7$ and $p + q = " for i in range(300))
+        + "1$",
     ],
-    ids=["phrases", "inline", "display", "boxes", "conclusion", "retractions", "corrections", "headings"],
+    ids=[
+        "phrases",
+        "inline",
+        "display",
+        "boxes",
+        "conclusion",
+        "retractions",
+        "corrections",
+        "headings",
+        "labelled",
+        "computed",
+    ],
 )
 def test_adversarial_texts_extract_in_linear_time(text):
     start = time.perf_counter()
