@@ -61,11 +61,12 @@ _SQRT_UNICODE = re.compile(r"\u221a\s*(\{[^{}]*\}|\([^()]*\)|\d+(?:\.\d+)?|[A-Za
 
 NUMERIC_HEAD = r"-?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+|\\d?frac\{\d+\}\{\d+\})"
 """A number at the start of an answer: integer, decimal, thousands commas or a numeric fraction."""
-# A unit: words in text ("\text{ kcal m}", "\mathrm{m/s}") or, after a number, a bare word ("hours",
-# "km/h"); with a power ("^{-2}"). Units follow one another with or without a product or quotient sign.
+# A unit: up to three words in text ("\text{ kcal m}", "\mathrm{m/s}") or, after a number, a bare word
+# ("hours", "km/h"); with a power ("^{-2}"). Units follow one another with or without a product or quotient
+# sign. A digit is never part of a unit: "82 \text{ maybe 83}" holds a second number, not a unit.
 _POWER = r"(?:\s*\^\s*(?:\{\s*[-+]?\d+\s*\}|[-+]?\d))?"
 _TEXT_UNIT = (
-    r"\\(?:text|mbox|mathrm|textrm|textbf|rm)\s*\{[\s~]*[A-Za-z(][^{}\s~]*(?:[\s~]+[^{}\s~]+){0,2}[\s~]*\}"
+    r"\\(?:text|mbox|mathrm|textrm|textbf|rm)\s*\{[\s~]*[A-Za-z(][^{}\s~\d]*(?:[\s~]+[^{}\s~\d]+){0,2}[\s~]*\}"
     + _POWER
 )
 _BARE_UNIT = r"(?:[A-Za-z]{2,}\.?|[A-Za-z]+/[A-Za-z]+)" + _POWER

@@ -55,6 +55,7 @@ MAX_LABEL_CHARS = 200
 MAX_LABEL_WORDS = 8
 
 _MATH_DELIM = re.compile(r"\$\$|\\\[|\\\]|\\\(|\\\)|\$")
+_DISPLAY_LINES = re.compile(r"\s*\n\s*(?=\\\[|\$\$)|(?<=\\\[|\$\$)\s*\n\s*")
 _CLOSER = re.compile(r"\s*(?:\$\$|\\\]|\\\)|\$)")
 _SENTENCE_END = re.compile(r"\n|[.!?](?=\s|$)")
 _ALTERNATIVE = re.compile(r"\b(?:or|either|alternatively|otherwise)\b", re.IGNORECASE)
@@ -123,7 +124,8 @@ def label(tail: str, start: int, floor: int) -> frozenset[str] | None:
         floor = start - MAX_LABEL_CHARS
     elif closer := _CLOSER.match(tail, floor):  # the formula of the box before closes first
         floor = closer.end()
-    before = tail[floor:start]
+    # A displayed formula on lines of its own belongs to the line that introduces it ("The mean is\n\\[\n").
+    before = _DISPLAY_LINES.sub(" ", tail[floor:start])
     prose, math = _math_fragment(before.rsplit("\n", 1)[-1])
     if math.strip().endswith("="):
         name = split_top(math, _EQ)[0].strip()

@@ -66,6 +66,12 @@ OTHER_PARTS = [
         "2.48",
         1.0,
     ),
+    # Labels on the lines that introduce displayed boxes.
+    (
+        "The mean of the sample is\n\\[\n\\boxed{14}\n\\]\nand its standard deviation is\n\\[\n\\boxed{3.5}\n\\]",
+        "3.5",
+        1.0,
+    ),
     # A yes-or-no part, then the value asked for.
     (r"Can the board be tiled? $\boxed{\text{No}}$. The fewest cells left bare: $\boxed{2}$", "2", 1.0),
     (r"$\boxed{\text{Yes}}$ $\boxed{6}$", "6", 1.0),
@@ -82,6 +88,7 @@ HEDGES = [
         0.0,
     ),
     (r"So $x = \boxed{4}$. By the second equation, $x = \boxed{6}$.", "6", 0.0),
+    ("The area is\n\\[\n\\boxed{12}\n\\]\nMeasured again, the area is\n\\[\n\\boxed{15}\n\\]", "15", 0.0),
     # Either ... or, with or without a computation from the first box.
     (r"The missing digit is either $\boxed{3}$ or $\boxed{8}$.", "8", 0.0),
     (r"So $n = \boxed{5}$. Or, counting the empty set too, $n = 5 + 1 = \boxed{6}$.", "6", 0.0),
@@ -134,6 +141,8 @@ UNITS = [
     (r"The net production is $\boxed{15000 \text{ kcal m}^{-2} \text{ yr}^{-1}}$.", "1500", 0.0),
     (r"It is the $\boxed{12^{\text{th}}}$ term.", "13", 0.0),
     (r"so $\boxed{5 \text{ or } 6}$", "5", 0.0),
+    # A second number is not a unit.
+    (r"so $\boxed{82 \text{ maybe 83}}$", "82", 0.0),
 ]
 
 
