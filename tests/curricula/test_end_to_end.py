@@ -251,7 +251,8 @@ def kill_repeatedly(cmd: list[str], run_dir: Path, kills: int, seed: int) -> int
 
 
 def test_curriculum_killed_at_random_instants_ends_like_an_uninterrupted_run(tmp_path):
-    curriculum = moving_curriculum(tmp_path, max_steps=80, save_total_limit=2)
+    # 20 rows, one prompt a step: every stage crosses three epochs, so kills land in later epochs too
+    curriculum = moving_curriculum(tmp_path, max_steps=80, save_total_limit=2, max_train_samples=20)
     assert launch(curriculum, "--output_dir", tmp_path / "full").returncode == 0
     run = tmp_path / "killed"
     landed = kill_repeatedly(
