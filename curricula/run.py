@@ -57,7 +57,7 @@ from stagerl.data.files import (
     die_with_parent,
     failpoint,
 )
-from stagerl.data.stage_dir import EVAL_DIR, EVAL_SUMMARY, FINAL_DIR, finished, read_record
+from stagerl.data.stage_dir import EVAL_DIR, EVAL_SUMMARY, FINAL_DIR, finished, move_aside, read_record
 from stagerl.rewards.cli import WARNED_ENV, run_command, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -447,8 +447,7 @@ def restart_from(plan: Plan, run_dir: Path, record: Record, first: int) -> None:
             continue
         old = run_dir / node.dir
         if old.exists():
-            aside = old.with_name(f"{old.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-            os.replace(old, aside)
+            aside = move_aside(old)
             logger.info("kept the old %s as %s", node.dir, aside.name)
         entry = record.nodes[node.id]
         for key in ("eval", "eval_failed", "started", "finished"):

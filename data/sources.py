@@ -415,6 +415,30 @@ def problem_id(problem: str) -> str:
     return "p-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def row_id(row) -> str:
+    """The problem id of a training row: its `id`, else, as `load_component` names a row without one,
+    `problem_id` of its problem's text: for rows built elsewhere (TRL's own datasets hold a `prompt` only),
+    the prompt, or a conversational prompt's last user turn.
+
+    >>> row_id({"prompt": [{"role": "user", "content": "What is 2 + 2?"}]}) == problem_id("What is 2 + 2?")
+    True
+    """
+    if "id" in row:
+        return str(row["id"])
+    prompt = row["prompt"]
+    if not isinstance(prompt, str):
+        turns = [m["content"] for m in prompt if m.get("role") == "user"]
+        prompt = turns[-1] if turns else prompt
+    return problem_id(prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True))
+
+
+def row_ids(dataset) -> list[str]:
+    """`row_id` of every row of `dataset`, in row order."""
+    if "id" in dataset.column_names:
+        return [str(i) for i in dataset["id"]]
+    return [row_id(row) for row in dataset]
+
+
 def _row_features():
     """The rows' types, given to `map` explicitly: left to it, a returned column named like an input column
     keeps the input's type (an int `answer` or `id` stayed int), and components would not mix."""

@@ -2,9 +2,10 @@
 (the runner, its report, the hub push, the next stage). Every file name and the record's keys are spelled here.
 
     STAGE/
-      checkpoint-N/     transformers' checkpoint plus the stage's own state (per-problem statistics, the sampler,
-                        early advance, generation counts); complete once `COMPLETE_MARKER` is in it (written
-                        last); a resumed stage starts from the newest complete one
+      checkpoint-N/     transformers' checkpoint plus the stage's own state (what it trained on and how its
+                        batches were made, per-problem statistics, the sampler, early advance, generation
+                        counts); complete once `COMPLETE_MARKER` is in it (written last); a resumed stage
+                        starts from the newest complete one
       final/            the exported model and tokenizer (`from_pretrained` loads it; the next stage starts here)
       stage.json        the stage's record (`RECORD_KEYS`), written last: the stage is finished once final/ and
                         it exist (`finished`)
@@ -22,6 +23,8 @@ or the new one.
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 CHECKPOINT_GLOB = "checkpoint-*"
@@ -62,6 +65,25 @@ RECORD_KEYS = (
 def finished(stage_dir: str | Path) -> bool:
     """Whether a stage directory holds a finished stage (its export and its record, written last)."""
     return (Path(stage_dir) / FINAL_DIR).is_dir() and (Path(stage_dir) / STAGE_RECORD).is_file()
+
+
+def stage_contents(stage_dir: str | Path) -> list[str]:
+    """What of a stage `stage_dir` holds: its checkpoints (complete or not, by step), `final/` and
+    `stage.json`, by name; empty when it holds none (a new, empty or missing directory)."""
+    path = Path(stage_dir)
+    checkpoints = sorted((p.name for p in path.glob(CHECKPOINT_GLOB)), key=lambda n: (len(n), n))
+    return checkpoints + [
+        name for name in (f"{FINAL_DIR}/", STAGE_RECORD) if (path / name.rstrip("/")).exists()
+    ]
+
+
+def move_aside(stage_dir: str | Path) -> Path:
+    """Rename a stage directory to `<name>.replaced-<time>` beside it, so that a stage can start afresh in its
+    place; nothing is deleted. Returns where it went."""
+    path = Path(stage_dir)
+    aside = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, aside)
+    return aside
 
 
 def read_record(stage_dir: str | Path) -> dict:

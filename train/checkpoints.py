@@ -7,11 +7,17 @@ the prompt-selection history), then the marker, then removes checkpoints beyond 
 complete, so a kill there left none). Resuming reads every part back and fails on a missing file, so a
 resumed stage continues exactly where the checkpoint left it; a checkpoint that is already the stage's end
 is exported without a step more (`StopIfTrained`).
+
+A checkpoint also records what the stage trained on and how its batches were made (`ResumeCheck`): a resume
+with other rows or batch settings is refused, since the restored positions (TRL's batch skip, the prompt
+sampler's passes) would point into other batches. A launch that does not resume never trains over a used
+stage directory (`claim_output_dir`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +28,28 @@ from transformers.trainer import TRAINER_STATE_NAME
 from trl import GRPOConfig
 
 from stagerl.data.files import atomic_write_text, failpoint
-from stagerl.data.stage_dir import CHECKPOINT_GLOB, COMPLETE_MARKER, FINAL_DIR, finished, read_record
+from stagerl.data.stage_dir import (
+    CHECKPOINT_GLOB,
+    COMPLETE_MARKER,
+    FINAL_DIR,
+    finished,
+    move_aside,
+    read_record,
+    stage_contents,
+)
+
+logger = logging.getLogger(__name__)
+
+RESUME_CHECK_FILE = "resume_check.json"
+# GRPOConfig's settings that shape the batches (with the number of processes); a resume keeps them.
+BATCH_FIELDS = (
+    "per_device_train_batch_size",
+    "generation_batch_size",
+    "num_generations",
+    "steps_per_generation",
+    "gradient_accumulation_steps",
+    "num_iterations",
+)
 
 
 def checkpoint_step(path: str | Path) -> int:
@@ -84,6 +111,74 @@ class StageCheckpoint(TrainerCallback):
             (old / COMPLETE_MARKER).unlink(missing_ok=True)
             failpoint("rotate-unmarked")
             shutil.rmtree(old, ignore_errors=True)
+
+
+class ResumeCheck:
+    """What a checkpoint must share with the stage that resumes it (a stage part of `StageCheckpoint`): the
+    rows' fingerprint, the batch settings (`BATCH_FIELDS`, the number of processes) and the sampler's
+    (`stagerl.train.sampling.sampler_settings`). transformers only warns when the per-device batch size
+    changed, and restores its batch skip into whatever batches the new settings make.
+
+    Args:
+        settings: this launch's values, by name (JSON values).
+    """
+
+    def __init__(self, settings: dict):
+        self.settings = json.loads(json.dumps(settings))  # as read back from a checkpoint
+
+    @classmethod
+    def of(cls, training_args: GRPOConfig, data_info: dict, sampler: dict) -> ResumeCheck:
+        batches = {name: getattr(training_args, name) for name in BATCH_FIELDS}
+        return cls(
+            {
+                "data_fingerprint": data_info["fingerprint"],
+                "data_rows": data_info["rows"],
+                **batches,
+                "num_processes": training_args.world_size,
+                **sampler,
+            }
+        )
+
+    def checkpoint_files(self) -> dict[str, str]:
+        return {RESUME_CHECK_FILE: json.dumps(self.settings, indent=1)}
+
+    def load_checkpoint(self, checkpoint: str | Path) -> None:
+        saved = json.loads(read_checkpoint_file(checkpoint, RESUME_CHECK_FILE))
+        changed = [
+            f"{name} was {saved.get(name)!r}, is {value!r} now"
+            for name, value in self.settings.items()
+            if saved.get(name) != value
+        ]
+        if changed:
+            raise ValueError(
+                f"{checkpoint} cannot be resumed exactly: {'; '.join(changed)}. Resume it with the settings and "
+                "data it was saved with, or start afresh (a new output_dir, or replace_output_dir: true)"
+            )
+
+
+def claim_output_dir(training_args: GRPOConfig, replace: bool, main_process: bool) -> None:
+    """Refuse a launch that does not resume into an output_dir holding a stage (its checkpoints, `final/`,
+    `stage.json`): it would train over it, and the old stage's checkpoints, export and record would pass for
+    the new one's. With `replace` the old stage is moved aside (`move_aside`) instead. Every process checks;
+    the main one moves."""
+    stage_dir = Path(training_args.output_dir)
+    found = stage_contents(stage_dir)
+    if training_args.resume_from_checkpoint or not found:
+        return
+    if not replace:
+        checkpoints = [name for name in found if name.startswith("checkpoint-")]
+        if len(checkpoints) > 1:  # a long run holds many: the first and the last name them
+            found[: len(checkpoints)] = [
+                f"{len(checkpoints)} checkpoints, {checkpoints[0]} to {checkpoints[-1]}"
+            ]
+        held = ", ".join(found)
+        raise ValueError(
+            f"output_dir {stage_dir} already holds a stage ({held}): resume it with --resume_from_checkpoint "
+            "latest, or start afresh in a new or empty output_dir (--replace_output_dir true moves this one aside)"
+        )
+    if main_process:
+        logger.info("kept the old stage in %s as %s", stage_dir, move_aside(stage_dir).name)
+    PartialState().wait_for_everyone()
 
 
 def resolve_resume(training_args: GRPOConfig) -> str | None:

@@ -206,6 +206,15 @@ class StageArguments:
     )
     advance_window: int = field(default=10, metadata={"help": "Optimizer steps in the moving average."})
     advance_min_steps: int = field(default=0, metadata={"help": "No early advance before this many steps."})
+    # --- the stage directory ---
+    replace_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start afresh in an output_dir that holds a stage (checkpoints, final/, stage.json): it is "
+            "moved aside as <output_dir>.replaced-<time>, never deleted. Without it such a launch is refused "
+            "unless it resumes (resume_from_checkpoint: latest)."
+        },
+    )
     # --- tracking and publishing in a curriculum (set by the runner) ---
     run_group: str | None = field(
         default=None,
@@ -320,8 +329,8 @@ REMOVED_FIELDS = {
     "torch_dtype": "renamed `dtype` (ModelConfig, transformers 5): write `dtype:` with the same value",
     "max_prompt_length": "removed from GRPOConfig in TRL 1.x (prompts are no longer truncated): delete it; "
     "cap vLLM's context with `vllm_max_model_length`, or keep long problems out of the data",
-    "overwrite_output_dir": "removed in transformers 5: delete it; a stage never deletes its output_dir and "
-    "resumes it with `resume_from_checkpoint: latest` (use a new `output_dir` to start afresh)",
+    "overwrite_output_dir": "removed in transformers 5: delete it; a stage never deletes its output_dir: "
+    "`resume_from_checkpoint: latest` resumes it, `replace_output_dir: true` moves it aside to start afresh",
     "warmup_ratio": "merged into `warmup_steps` in transformers 5: write `warmup_steps:` with the same "
     "value (a number below 1 is a ratio of the training steps)",
     "vllm_device": "removed in TRL (vLLM shares the training GPUs or runs as a server): write "

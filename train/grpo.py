@@ -21,7 +21,9 @@ Choices, and why:
 - `resume_from_checkpoint: latest` picks the newest *complete* checkpoint (`stagerl.train.checkpoints`). A kill at
   any instant loses at most the current step: a stage resumed from its last checkpoint (the end of
   training, or an early advance) exports it without training further, and a finished stage (`stage.json`
-  beside `final/`) run again with `latest` does nothing.
+  beside `final/`) run again with `latest` does nothing. A resume with other rows or batch settings than its
+  checkpoint's is refused; so is a launch that does not resume into a directory holding a stage, unless
+  `replace_output_dir` moves that stage aside.
 - The stage ends with `OUTPUT_DIR/final/` (model, tokenizer, trainer state; the next stage starts from it)
   and then `OUTPUT_DIR/stage.json`, both written under a temporary name and renamed.
 """
@@ -67,9 +69,10 @@ def make_parser() -> TrlParser:
 
 def parse_stage_args(argv: list[str] | None) -> tuple[StageArguments, GRPOConfig, ModelConfig]:
     """The stage's settings from `--config` and the command line. transformers refuses bf16 without a GPU
-    in words that name no way out; that refusal is said again with the fields to set."""
+    in words that name no way out; that refusal is said again with the fields to set. Asking to start afresh
+    and to resume at once is refused."""
     try:
-        return make_parser().parse_args_and_config(argv)
+        stage_args, training_args, model_args = make_parser().parse_args_and_config(argv)
     except ValueError as e:
         import torch
 
@@ -79,6 +82,12 @@ def parse_stage_args(argv: list[str] | None) -> tuple[StageArguments, GRPOConfig
             "bf16: true needs a CUDA GPU, and this machine has none (the level configs are GPU configs); on CPU "
             "set --bf16 false --use_cpu true --use_vllm false, or run configs/stages/smoke.yaml"
         ) from None
+    if stage_args.replace_output_dir and training_args.resume_from_checkpoint:
+        raise ValueError(
+            "replace_output_dir moves the stage in output_dir aside to start afresh, resume_from_checkpoint "
+            "resumes it: set one of them"
+        )
+    return stage_args, training_args, model_args
 
 
 def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
@@ -96,6 +105,8 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
             "dataloader_num_workers: 0"
         )
     if stage_args.dynamic_sampling:
+        from stagerl.train.trainer import check_dynamic_sampling
+
         check_dynamic_sampling(training_args)
     if not training_args.use_vllm:
         return
@@ -111,44 +122,52 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
         raise ValueError("use_vllm: true (colocate) needs a CUDA GPU; on CPU set --use_vllm false")
 
 
-def check_dynamic_sampling(args: GRPOConfig) -> None:
-    """Dynamic sampling keeps or drops whole groups on each rank and rescales advantages batch-wide itself."""
-    rows = args.per_device_train_batch_size * args.steps_per_generation
-    if rows % args.num_generations:
-        raise ValueError(
-            f"dynamic_sampling keeps whole groups on each process: per_device_train_batch_size="
-            f"{args.per_device_train_batch_size} x steps_per_generation={args.steps_per_generation} = {rows} "
-            f"completions must be a multiple of num_generations={args.num_generations}"
-        )
-    if args.multi_objective_aggregation != "sum_then_normalize":
-        raise ValueError(
-            f"dynamic_sampling recomputes advantages for the kept groups as sum_then_normalize does; "
-            f"multi_objective_aggregation={args.multi_objective_aggregation!r} is not supported with it"
-        )
-
-
-def check_generation_blocks(args: GRPOConfig) -> None:
+def check_generation_blocks(args: GRPOConfig, rows: int | None = None) -> None:
     """Refuse checkpoints that would fall inside a generation block.
 
     TRL generates once every `steps_per_generation * num_iterations` micro-batches and trains on that
     generation until the next; a stage resumed from a checkpoint inside such a block regenerates its rest
     (TRL keeps the generation in memory only), so the resumed stage would train on other completions than an
     uninterrupted one and count them twice. Checkpoints every `save_steps` must therefore end a block; the
-    stage's own decisions to stop (early advance) wait for a block's end too.
+    stage's own decisions to stop (early advance) wait for a block's end too. A `save_steps` below 1 is a
+    ratio of the training steps, resolved as transformers resolves it; for an epoch budget (`max_steps: -1`)
+    that needs the number of `rows`, so it is checked once they are built (None: not yet).
     """
     from stagerl.train.callbacks import block_boundary
 
-    if args.save_strategy != "steps" or args.save_steps < 1 or block_boundary(args, args.save_steps):
+    if args.save_strategy != "steps":
+        return
+    every, resolved = args.save_steps, ""
+    if every < 1:
+        total = args.max_steps if args.max_steps > 0 else epoch_budget_steps(args, rows)
+        if total is None:
+            return
+        every = math.ceil(total * args.save_steps)  # as transformers' TrainerState.compute_steps
+        resolved = f" (every {every} of {total} steps)"
+    if block_boundary(args, every):
         return
     block = args.steps_per_generation * args.num_iterations  # micro-batches
     accumulation = args.gradient_accumulation_steps
     steps = block // math.gcd(block, accumulation)  # the fewest optimizer steps that end a block
     raise ValueError(
-        f"save_steps={args.save_steps:g} puts checkpoints inside a generation block (steps_per_generation="
+        f"save_steps={args.save_steps:g}{resolved} puts checkpoints inside a generation block (steps_per_generation="
         f"{args.steps_per_generation} x num_iterations={args.num_iterations} micro-batches, "
         f"gradient_accumulation_steps={accumulation}): a resumed stage would regenerate the rest of the block; "
         f"set save_steps to a multiple of {steps}"
     )
+
+
+def epoch_budget_steps(args: GRPOConfig, rows: int | None) -> int | None:
+    """The optimizer steps of an epoch budget (`max_steps: -1`, `num_train_epochs`), counted as transformers
+    counts them from the dataloader's length (None without the rows): each process gets `steps_per_generation
+    * num_iterations` micro-batches per generation block, and an epoch holds rows // prompts-per-block blocks
+    (TRL's `RepeatSampler` and `stagerl.train.sampling.TrlSampler` alike)."""
+    if rows is None:
+        return None
+    prompts = args.generation_batch_size // args.num_generations
+    micro_batches = rows // prompts * args.steps_per_generation * args.num_iterations
+    per_epoch = max(-(-micro_batches // args.gradient_accumulation_steps), 1)
+    return math.ceil(args.num_train_epochs * per_epoch)
 
 
 def load_model_settings(model_args: ModelConfig, training_args: GRPOConfig) -> dict:
@@ -196,9 +215,11 @@ def main(argv: list[str] | None = None) -> dict | None:
     if os.environ.get(DIE_WITH_PARENT_ENV):  # launched by the runner: no process of it outlives the runner
         die_with_parent()
     from stagerl.train.checkpoints import (
+        ResumeCheck,
         StageAlreadyTrained,
         StageCheckpoint,
         StopIfTrained,
+        claim_output_dir,
         export_final,
         finished_record,
         resolve_resume,
@@ -227,17 +248,19 @@ def main(argv: list[str] | None = None) -> dict | None:
     from stagerl.train.tracking import TrackedRun, attach
 
     check_settings(stage_args, training_args)
+    claim_output_dir(training_args, stage_args.replace_output_dir, primary)
     hub = hub_target(training_args, stage_args.run_group)
     tracked = TrackedRun.open(training_args.output_dir, stage_args, training_args, main_process=primary)
     resume = resolve_resume(training_args)
     dataset, data_info = stage_rows(stage_args, training_args)
+    check_generation_blocks(training_args, rows=len(dataset))  # a save_steps ratio of an epoch budget
     model_path = resolve_model(model_args.model_name_or_path or EMBEDDED_DEFAULT)
     template = reasoning_block(model_path, stage_args, training_args, model_args)
     reward_funcs, reward_settings = build_rewards(stage_args, training_args, template["think_open"])
     reward_funcs = [fail_together(f) for f in reward_funcs]  # one rank's failure fails every rank at once
 
     from stagerl.train.rollouts import GenerationCounts, ProblemStats
-    from stagerl.train.sampling import build_sampler
+    from stagerl.train.sampling import build_sampler, sampler_settings
     from stagerl.train.trainer import StageTrainer
 
     stage_dir = Path(training_args.output_dir)
@@ -251,7 +274,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         counts,
     )
     sampler = build_sampler(stage_args, training_args, dataset)
-    parts = [p for p in (stats, early, counts, sampler) if p is not None]
+    # checked first: the other parts' state is only meaningful for the same rows and batches
+    resume_check = ResumeCheck.of(training_args, data_info, sampler_settings(stage_args, training_args))
+    parts = [p for p in (resume_check, stats, early, counts, sampler) if p is not None]
     checkpoints = StageCheckpoint(parts, keep=training_args.save_total_limit)
     trained = False  # the resumed checkpoint is already the end of the stage
     if resume:
@@ -271,7 +296,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         train_dataset=dataset,
         callbacks=[early, checkpoints, StopIfTrained(trained)],
         sampler=sampler,
-        observers=[p for p in (stats, early, sampler) if p is not None],
+        observers=[stats, early],
         counts=counts,
         dynamic_sampling=stage_args.dynamic_sampling,
         max_rounds=stage_args.dynamic_sampling_max_rounds,

@@ -26,8 +26,13 @@ with every checkpoint (`stagerl.train.checkpoints.StageCheckpoint`). An epoch ke
 
 Exact resume: the dataloader asks for batch k before batch k - 1 is scored (it prefetches), so batch k is
 decided from the groups of batches up to k - `lag` only, whenever it is asked for; each candidate's coin is a
-hash of (seed, pass, position), not a random stream. The batches drawn in the current epoch are saved and
-replayed when transformers skips the consumed batches of a resumed epoch.
+hash of (seed, pass, position), not a random stream. The batches drawn in the current epoch are saved with
+the epoch they belong to and replayed when transformers skips the consumed batches of a resumed epoch.
+
+Both samplers know the trainer's epoch (`set_epoch`, which transformers calls at every epoch and
+`StageTrainer` once more with the epoch a resumed stage restarts in): `TrlSampler` starts a new epoch's
+batches only when the epoch changes, and `EpochRepeatSampler`, TRL's own sampler, draws each epoch's order
+from its generator as an uninterrupted run does, so a stage resumed in any epoch walks that epoch's order.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ import random
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
 from accelerate.utils import gather_object
 from torch.utils.data import Sampler
+from trl.trainer.utils import RepeatSampler
 
 from stagerl.data.problems import (
     PRIOR_STRENGTH,
@@ -50,6 +57,7 @@ from stagerl.data.problems import (
     expected_learnability,
     posterior,
 )
+from stagerl.data.sources import row_ids
 from stagerl.train.checkpoints import read_checkpoint_file
 
 SAMPLER_FILE = "sampler.json"
@@ -151,7 +159,8 @@ class PromptSampler:
         self.unfolded: list[list[Group]] = []  # scored batches not folded into `seen` yet
         self.folded = 0  # batches folded into `seen`
         self.data_pass, self.cursor = 0, 0  # the pass over the rows, and the next candidate in its order
-        self.drawn: list[list[int]] = []  # row indices of each batch drawn in the trainer's current epoch
+        self.epoch = 0  # the trainer's epoch (`TrlSampler.set_epoch`)
+        self.drawn: list[list[int]] = []  # row indices of each batch drawn in that epoch
         self.batches = 0  # batches drawn in this stage
         self.skipped_at: list[int] = []  # candidates GRESO skipped while drawing each batch of this stage
         self.refills_skipped = 0  # and while refilling
@@ -276,6 +285,7 @@ class PromptSampler:
         "folded",
         "data_pass",
         "cursor",
+        "epoch",
         "drawn",
         "batches",
         "skipped_at",
@@ -296,6 +306,12 @@ class PromptSampler:
 
     def load_checkpoint(self, checkpoint: str | Path) -> None:
         state = json.loads(read_checkpoint_file(checkpoint, SAMPLER_FILE))
+        missing = [key for key in self.STATE if key not in state]
+        if missing:
+            raise ValueError(
+                f"{checkpoint}/{SAMPLER_FILE} lacks {missing}: it was saved by an earlier stagerl and cannot be "
+                "resumed exactly"
+            )
         for key in self.STATE:
             setattr(self, key, state[key])
         self.seen = ProblemTable.parse(state["seen"], f"{checkpoint}/{SAMPLER_FILE}")
@@ -310,27 +326,49 @@ class TrlSampler(Sampler):
 
     An epoch has as many batches as TRL's (rows // batch_size), so transformers' step accounting holds. An
     epoch replays the batches already drawn in it first: transformers skips the consumed ones when it resumes
-    mid-epoch, and they must be the same.
+    mid-epoch, and they must be the same. Which epoch that is, the trainer says (`set_epoch`): the dataloader
+    prefetches, so a checkpoint just before an epoch's end may hold every batch of the epoch already drawn.
     """
 
     def __init__(self, sampler: PromptSampler, mini_repeat_count: int, batch_size: int, repeat_count: int):
         self.sampler, self.mini_repeat_count = sampler, mini_repeat_count
         self.batch_size, self.repeat_count = batch_size, repeat_count
 
+    def set_epoch(self, epoch: int) -> None:
+        """The trainer's epoch: another one than the drawn batches belong to starts with none drawn."""
+        if epoch != self.sampler.epoch:
+            self.sampler.epoch, self.sampler.drawn = epoch, []
+
     def __iter__(self):
         batches = len(self.sampler.ids) // self.batch_size
-        if len(self.sampler.drawn) >= batches:  # the last epoch ended: a new one
-            self.sampler.drawn = []
         replay = list(self.sampler.drawn)
         for k in range(batches):
             batch = replay[k] if k < len(replay) else self.sampler.draw(self.batch_size)
             for _ in range(self.repeat_count):
                 for index in batch:
                     yield from [index] * self.mini_repeat_count
+        self.set_epoch(self.sampler.epoch + 1)  # a whole epoch walked: the next one, unless told otherwise
 
     def __len__(self) -> int:  # as TRL's RepeatSampler
         batches = len(self.sampler.ids) // self.batch_size
         return batches * self.batch_size * self.mini_repeat_count * self.repeat_count
+
+
+class EpochRepeatSampler(RepeatSampler):
+    """TRL's `RepeatSampler`, which can be put in any epoch.
+
+    TRL's seeds one generator at construction and draws a new order from it at every `__iter__`; transformers
+    restores nothing of it, so a stage resumed in epoch e would walk epoch 0's order. `set_epoch(e)` (called
+    by transformers at every epoch, and by `StageTrainer` with the epoch a resumed stage restarts in) seeds
+    the generator again and draws the e orders before, so the orders are TRL's own, epoch by epoch.
+    """
+
+    def set_epoch(self, epoch: int) -> None:
+        if not self.shuffle:
+            return
+        self.generator.manual_seed(self.seed)
+        for _ in range(epoch):
+            torch.randperm(self.num_samples, generator=self.generator)
 
 
 def selection_lag(gradient_accumulation_steps: int, steps_per_generation: int, num_iterations: int) -> int:
@@ -354,6 +392,49 @@ def sampler_seed(args) -> int:
     return args.data_seed if args.data_seed is not None else args.seed
 
 
+def sampler_settings(stage_args, training_args) -> dict:
+    """What decides which prompts each batch holds, besides the rows and the batch sizes: the sampler's kind,
+    seed and order, and the settings of dynamic sampling, selection or learnability where they are on."""
+    if stage_args.learnability_sampling:
+        kind = "learnability"
+    elif stage_args.select_prompts:
+        kind = "greso"
+    else:
+        kind = "passes" if stage_args.dynamic_sampling else "trl"
+    settings = {
+        "sampler": kind,
+        "sampler_seed": sampler_seed(training_args),
+        "shuffle_dataset": training_args.shuffle_dataset,
+        "dynamic_sampling": stage_args.dynamic_sampling,
+    }
+    if stage_args.dynamic_sampling:
+        settings["dynamic_sampling_max_rounds"] = stage_args.dynamic_sampling_max_rounds
+    if stage_args.select_prompts:
+        settings["select_target_zero_variance"] = stage_args.select_target_zero_variance
+        settings["select_initial_p"] = stage_args.select_initial_p
+    if stage_args.learnability_sampling:
+        settings["learnability_prior_strength"] = stage_args.learnability_prior_strength
+    return settings
+
+
+def prompt_sampler(training_args, dataset, greso=None, history=None, learnability=None) -> PromptSampler:
+    """A `PromptSampler` over `dataset`'s rows (named by `row_ids`), for the batches `training_args` make."""
+    lag = selection_lag(
+        training_args.gradient_accumulation_steps,
+        training_args.steps_per_generation,
+        training_args.num_iterations,
+    )
+    return PromptSampler(
+        row_ids(dataset),
+        sampler_seed(training_args),
+        lag,
+        training_args.shuffle_dataset,
+        greso,
+        history,
+        learnability,
+    )
+
+
 def build_sampler(stage_args, training_args, dataset) -> PromptSampler | None:
     """The stage's `PromptSampler` when it selects prompts, samples by learnability or samples dynamically,
     else None (TRL's own sampler)."""
@@ -365,15 +446,7 @@ def build_sampler(stage_args, training_args, dataset) -> PromptSampler | None:
     if stage_args.learnability_sampling:
         rates = dataset["pass_rate"] if "pass_rate" in dataset.column_names else [None] * len(dataset)
         learnability = Learnability(
-            dict(zip(dataset["id"], rates, strict=True)), stage_args.learnability_prior_strength
+            dict(zip(row_ids(dataset), rates, strict=True)), stage_args.learnability_prior_strength
         )
     history = ProblemTable.read(stage_args.problem_stats) if greso or learnability else None
-    lag = selection_lag(
-        training_args.gradient_accumulation_steps,
-        training_args.steps_per_generation,
-        training_args.num_iterations,
-    )
-    ids = dataset["id"]
-    return PromptSampler(
-        ids, sampler_seed(training_args), lag, training_args.shuffle_dataset, greso, history, learnability
-    )
+    return prompt_sampler(training_args, dataset, greso, history, learnability)

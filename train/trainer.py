@@ -4,8 +4,11 @@ and DAPO's dynamic sampling (arXiv 2503.14476).
 Everything goes through `GRPOTrainer`'s own methods, each override calling `super()` (TRL 1.16 has no public hook
 for refilling a batch):
 
-- `_get_train_sampler`: TRL's `RepeatSampler`, seeded by `data_seed` when set; or our `PromptSampler`
-  (`stagerl.train.sampling`) when the stage selects prompts, samples by learnability or samples dynamically.
+- `_get_train_sampler`: TRL's `RepeatSampler` (`EpochRepeatSampler`: one that can be put in any epoch), seeded
+  by `data_seed` when set; or our `PromptSampler` (`stagerl.train.sampling`) when the stage selects prompts,
+  samples by learnability or samples dynamically (`dynamic_sampling=True` alone builds a plain one).
+- `_init_training_state`: tells the sampler the epoch a resumed stage restarts in (transformers' `set_epoch`
+  does not reach a sampler through accelerate's batch skipping on several processes).
 - `_calculate_rewards`: keeps each round's gathered rewards, so the groups (`stagerl.train.rollouts`) are seen
   once, alike on every rank, and fed to the per-problem statistics, early advance and the sampler.
 - `_generate_and_score_completions`: with `dynamic_sampling`, a generation block is generated in rounds. After
@@ -24,6 +27,9 @@ for refilling a batch):
 Refill prompts continue the sampler's passes over the rows: an epoch keeps TRL's number of optimizer steps, the
 passes run ahead of it, `max_steps` counts optimizer steps as always, and a resumed stage redraws exactly the
 same refills (the sampler's state is in every checkpoint).
+
+With every stage feature off it is TRL's trainer, on any dataset TRL's accepts (a row without an `id` is named
+by its prompt, `stagerl.data.sources.row_id`), except that `data_seed` seeds the prompt order.
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ import math
 import torch
 from accelerate.utils import gather, gather_object
 from trl import GRPOTrainer
-from trl.trainer.utils import RepeatSampler, nanstd
+from trl.trainer.utils import nanstd
 
 from stagerl.data.files import failpoint
+from stagerl.data.sources import row_id
+from stagerl.train.config import StageArguments
 from stagerl.train.rollouts import Round, groups_of, totals_of
-from stagerl.train.sampling import PromptSampler, TrlSampler, sampler_seed
+from stagerl.train.sampling import EpochRepeatSampler, PromptSampler, TrlSampler, prompt_sampler, sampler_seed
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +58,12 @@ class StageTrainer(GRPOTrainer):
     """TRL's `GRPOTrainer` for a stage (see the module docstring).
 
     Args:
-        sampler: the prompt sampler, or None for TRL's `RepeatSampler`.
-        observers: stage state fed every generation block's groups (`observe(groups)`).
+        sampler: the prompt sampler (fed every block's groups), or None for TRL's `RepeatSampler` (with
+            `dynamic_sampling`: a `PromptSampler` walking seeded passes over the rows).
+        observers: further stage state fed every generation block's groups (`observe(groups)`).
         counts: `GenerationCounts`, fed every block's counts.
-        dynamic_sampling: drop zero-variance groups and refill (needs `sampler`).
-        max_rounds: the most generation rounds per block.
+        dynamic_sampling: drop zero-variance groups and refill.
+        max_rounds: the most generation rounds per block (the stage's default).
     """
 
     def __init__(
@@ -64,31 +73,53 @@ class StageTrainer(GRPOTrainer):
         observers=(),
         counts=None,
         dynamic_sampling: bool = False,
-        max_rounds: int = 1,
+        max_rounds: int = StageArguments.dynamic_sampling_max_rounds,
         **kwargs,
     ):
-        if dynamic_sampling and sampler is None:
-            raise ValueError("dynamic_sampling needs a PromptSampler to draw refills from")
-        self.prompt_sampler, self.observers, self.counts = sampler, list(observers), counts
-        self.dynamic_sampling, self.max_rounds = dynamic_sampling, max_rounds
+        self.counts, self.dynamic_sampling, self.max_rounds = counts, dynamic_sampling, max_rounds
         self._round: Round | None = None
-        self._draws_logged = len(sampler.drawn_learnability) if sampler is not None else 0
+        self._epoch_sampler = None  # the train sampler, told the epoch a resumed stage restarts in
         super().__init__(*args, **kwargs)
+        if dynamic_sampling:
+            check_dynamic_sampling(self.args)
+            if sampler is None:  # what refills are drawn from
+                sampler = prompt_sampler(self.args, self.train_dataset)
+        self.prompt_sampler = sampler
+        self.observers = list(observers) + ([sampler] if sampler is not None else [])
+        self._draws_logged = len(sampler.drawn_learnability) if sampler is not None else 0
 
     # -- prompts ---------------------------------------------------------------------------------------------
     def _get_train_sampler(self, dataset=None):
         batch_size = self.args.generation_batch_size // self.num_generations
         repeat_count = self.num_iterations * self.args.steps_per_generation
         if self.prompt_sampler is not None:
-            return TrlSampler(self.prompt_sampler, self.num_generations, batch_size, repeat_count)
-        return RepeatSampler(
-            dataset if dataset is not None else self.train_dataset,
-            self.num_generations,
-            batch_size,
-            repeat_count,
-            shuffle=self.shuffle_dataset,
-            seed=sampler_seed(self.args),
-        )
+            sampler = TrlSampler(self.prompt_sampler, self.num_generations, batch_size, repeat_count)
+        else:
+            sampler = EpochRepeatSampler(
+                dataset if dataset is not None else self.train_dataset,
+                self.num_generations,
+                batch_size,
+                repeat_count,
+                shuffle=self.shuffle_dataset,
+                seed=sampler_seed(self.args),
+            )
+        self._epoch_sampler = sampler
+        return sampler
+
+    def _init_training_state(self, *args, **kwargs):
+        epochs_trained, steps_to_skip = super()._init_training_state(*args, **kwargs)
+        if self.state.global_step and self.prompt_sampler is not None and not self.prompt_sampler.batches:
+            # a resumed epoch's batches would be drawn anew, and from scores the sampler never saw
+            raise ValueError(
+                "resuming with a PromptSampler (dynamic sampling, selection, learnability) needs the sampler's "
+                "state, which the stage's checkpoints hold: resume the stage with train/grpo.py"
+            )
+        # A resumed stage restarts in epoch `epochs_trained`. transformers' set_epoch reaches the sampler at the
+        # start of every epoch, except on several processes in the one it resumes in the middle of (accelerate's
+        # batch skipping hides the sampler from it): said here, for every epoch and process count alike.
+        if self._epoch_sampler is not None:
+            self._epoch_sampler.set_epoch(epochs_trained)
+        return epochs_trained, steps_to_skip
 
     # -- scores ----------------------------------------------------------------------------------------------
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -100,7 +131,7 @@ class StageTrainer(GRPOTrainer):
             )
             tokens = torch.tensor(sum(len(ids) for ids in completion_ids_list), device=rewards.device)
             self._round = Round(
-                ids=gather_object([x["id"] for x in inputs]),
+                ids=gather_object([row_id(x) for x in inputs]),
                 totals=totals_of(rewards, self.reward_weights),
                 accuracy=[None if a is None or math.isnan(a) else a for a in accuracy],
                 completion_tokens=int(gather(tokens).sum()),
@@ -220,6 +251,22 @@ class StageTrainer(GRPOTrainer):
         if draws:
             self._metrics["train"]["sampler/drawn_learnability"].append(sum(draws) / len(draws))
             self._draws_logged += len(draws)
+
+
+def check_dynamic_sampling(args) -> None:
+    """Dynamic sampling keeps or drops whole groups on each rank and rescales advantages batch-wide itself."""
+    rows = args.per_device_train_batch_size * args.steps_per_generation
+    if rows % args.num_generations:
+        raise ValueError(
+            f"dynamic_sampling keeps whole groups on each process: per_device_train_batch_size="
+            f"{args.per_device_train_batch_size} x steps_per_generation={args.steps_per_generation} = {rows} "
+            f"completions must be a multiple of num_generations={args.num_generations}"
+        )
+    if args.multi_objective_aggregation != "sum_then_normalize":
+        raise ValueError(
+            f"dynamic_sampling recomputes advantages for the kept groups as sum_then_normalize does; "
+            f"multi_objective_aggregation={args.multi_objective_aggregation!r} is not supported with it"
+        )
 
 
 def merge_rows(parts: list[tuple[dict, list[int]]], pad_token_id: int) -> dict:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -221,13 +222,13 @@ def survivors(run_dir: Path) -> list[str]:
     return found
 
 
-def kill_repeatedly(cmd: list[str], run_dir: Path, kills: int, seed: int) -> int:
+def kill_repeatedly(cmd: list[str], run_dir: Path, kills: int, seed: int, longest: float = 7.0) -> int:
     """Start `cmd` and SIGKILL it after a random delay, `kills` times (alternately its whole process group and
     the runner alone, whose stage must then die with it); returns how many kills landed before it finished.
 
     A stage launch spends ~3 s starting before it trains (80 steps, a checkpoint each, the older ones rotated
-    out, in ~10 s), so delays up to 7 s land in start-up, training, saves, rotation, the export and the
-    records alike, and the run needs dozens of launches to finish."""
+    out, in ~10 s), so delays up to `longest` = 7 s land in start-up, training, saves, rotation, the export and
+    the records alike, and the run needs dozens of launches to finish."""
     import random
 
     rng = random.Random(seed)
@@ -237,7 +238,7 @@ def kill_repeatedly(cmd: list[str], run_dir: Path, kills: int, seed: int) -> int
             cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         try:
-            proc.wait(timeout=rng.uniform(0.3, 7.0))
+            proc.wait(timeout=rng.uniform(0.3, longest))
             break  # finished before this kill
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL) if i % 2 else proc.kill()
@@ -251,15 +252,27 @@ def kill_repeatedly(cmd: list[str], run_dir: Path, kills: int, seed: int) -> int
 
 
 def test_curriculum_killed_at_random_instants_ends_like_an_uninterrupted_run(tmp_path):
-    curriculum = moving_curriculum(tmp_path, max_steps=80, save_total_limit=2)
+    # 4 rows, one prompt a step: an epoch is 4 steps, so nearly every resume is in a later epoch
+    curriculum = moving_curriculum(tmp_path, max_steps=80, save_total_limit=2, max_train_samples=4)
+    started = time.monotonic()
     assert launch(curriculum, "--output_dir", tmp_path / "full").returncode == 0
+    # the delays scale with this machine's pace (7 s where the uninterrupted run takes 40 s), so that kills
+    # land in training here too, not only in start-up
+    longest = 7.0 * max(1.0, (time.monotonic() - started) / 40)
     run = tmp_path / "killed"
     landed = kill_repeatedly(
-        [str(ROOT / "launch.sh"), str(curriculum), "--output_dir", str(run)], run, 30, seed=1
+        [str(ROOT / "launch.sh"), str(curriculum), "--output_dir", str(run)], run, 30, seed=1, longest=longest
     )
     assert landed >= 15  # dozens of kills; how many land before the run finishes depends on the machine
     final = launch(curriculum, "--output_dir", run)
     assert final.returncode == 0, final.stderr[-3000:]
+    # the kills did land in training: stages resumed from checkpoints past their first epoch
+    resumed_at = [
+        int(step)
+        for log in run.glob("stage-*/train.log")
+        for step in re.findall(r"Resuming from \S*checkpoint-(\d+)", log.read_text())
+    ]
+    assert any(step > 4 for step in resumed_at), resumed_at
     stages = json.loads((run / "curriculum.json").read_text())["stages"]
     full = json.loads((tmp_path / "full" / "curriculum.json").read_text())["stages"]
     assert [s["metrics"]["steps"] for s in stages] == [s["metrics"]["steps"] for s in full] == [80, 80, 80]

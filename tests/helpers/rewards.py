@@ -1,6 +1,7 @@
 """Test-only rewards: a random tiny model never earns the accuracy reward, so tests that need a learning
 signal (parameters must change, resumed runs must match) use these, by dotted path in `reward_funcs`."""
 
+import json
 import os
 
 
@@ -21,6 +22,17 @@ def _even(problem_id: str) -> bool:
     import hashlib
 
     return hashlib.sha256(problem_id.encode()).digest()[0] % 2 == 0
+
+
+PROMPT_LOG_ENV = "STAGERL_TEST_PROMPT_LOG"
+
+
+def logged_length_reward(prompts, completions, **kwargs) -> list[float]:
+    """`length_reward`, which also appends the prompts it scores to the file `$STAGERL_TEST_PROMPT_LOG`, a JSON
+    line a call: the prompts a stage generated for, in order."""
+    with open(os.environ[PROMPT_LOG_ENV], "a") as log:
+        log.write(json.dumps(prompts) + "\n")
+    return length_reward(completions)
 
 
 FAIL_RANK_ENV = "STAGERL_TEST_FAIL_RANK"

@@ -12,11 +12,13 @@ SMOKE = str(ROOT / "configs/stages/smoke.yaml")
 
 
 @pytest.fixture(autouse=True)
-def no_model_loading(monkeypatch):
+def no_model_loading(monkeypatch, tmp_path):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the config error was raised")
 
     monkeypatch.setattr("stagerl.train.models.resolve_model", refuse)
+    # the smoke stage's relative output_dir, runs/smoke-stage: a new one, whatever the checkout holds
+    monkeypatch.chdir(tmp_path)
 
 
 def run(*overrides):
@@ -69,12 +71,65 @@ def run(*overrides):
             ValueError,
             "set save_steps to a multiple of 2",
         ),
+        # a ratio of the training steps, resolved as transformers resolves it
+        (
+            ["--steps_per_generation", "2", "--max_steps", "10", "--save_steps", "0.3"],
+            ValueError,
+            "save_steps=0.3 (every 3 of 10 steps) puts checkpoints inside a generation block",
+        ),
+        (
+            ["--replace_output_dir", "true", "--resume_from_checkpoint", "latest"],
+            ValueError,
+            "set one of them",
+        ),
     ],
 )
 def test_config_error_before_model_load(overrides, error, message):
     with pytest.raises(error) as err:
         run(*overrides)
     assert message in str(err.value)
+
+
+def test_a_save_steps_ratio_of_an_epoch_budget_is_checked_once_the_rows_are_built(tmp_path):
+    """10 rows, 2 prompts a generation block of 2 steps: an epoch is 10 steps, so 0.3 saves inside a block
+    (every 3 steps) and 0.2 between two (every 2)."""
+    epoch = ["--max_steps", "-1", "--num_train_epochs", "1", "--max_train_samples", "10"]
+    epoch += ["--steps_per_generation", "2", "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match=r"save_steps=0.3 \(every 3 of 10 steps\) puts checkpoints inside"):
+        run(*epoch, "--save_steps", "0.3")
+    with pytest.raises(AssertionError, match="a model was loaded"):  # no config error: on to the model
+        run(*epoch, "--save_steps", "0.2")
+
+
+def used_stage_dir(path: Path) -> Path:
+    for name in ("checkpoint-2", "checkpoint-10", "final"):
+        (path / name).mkdir(parents=True)
+    (path / "stage.json").write_text('{"status": "done"}')
+    return path
+
+
+def test_a_launch_that_does_not_resume_is_refused_a_used_stage_directory(tmp_path):
+    stage = used_stage_dir(tmp_path / "stage")
+    with pytest.raises(ValueError) as err:
+        run("--output_dir", str(stage))
+    line = str(err.value)
+    assert "\n" not in line
+    assert line.startswith(
+        f"output_dir {stage} already holds a stage (2 checkpoints, checkpoint-2 to checkpoint-10, final/, "
+        "stage.json): resume it with --resume_from_checkpoint latest, or start afresh in a new or empty output_dir"
+    )
+    assert "--replace_output_dir true moves this one aside" in line
+    assert sorted(p.name for p in stage.iterdir()) == ["checkpoint-10", "checkpoint-2", "final", "stage.json"]
+
+
+def test_replace_output_dir_moves_the_old_stage_aside_and_starts_afresh(tmp_path):
+    stage = used_stage_dir(tmp_path / "stage")
+    with pytest.raises(AssertionError, match="a model was loaded"):  # past the refusal, on to the model
+        run("--output_dir", str(stage), "--replace_output_dir", "true")
+    (aside,) = tmp_path.glob("stage.replaced-*")
+    assert (aside / "stage.json").read_text() == '{"status": "done"}' and (aside / "checkpoint-10").is_dir()
+    # the new stage has begun (its rows are built), in a directory of its own
+    assert sorted(p.name for p in stage.iterdir()) == [".data"]
 
 
 def test_unknown_yaml_key(tmp_path):

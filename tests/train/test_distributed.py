@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -301,6 +302,23 @@ def test_no_worker_outlives_a_killed_runner(tmp_path):
     while any(_proc_state(pid) != "Z" for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert all(_proc_state(pid) == "Z" for pid in workers), "a worker outlived the runner"
+
+
+@pytest.mark.slow
+def test_a_stage_resumed_mid_epoch_in_a_later_epoch_on_two_processes_walks_that_epoch(tmp_path):
+    """4 rows, one prompt a process and step: an epoch is 2 steps. checkpoint-3 (in epoch 1, one step in) is
+    resumed in a directory of its own; the stage must end as the uninterrupted one. On several processes
+    transformers' `set_epoch` does not reach TRL's sampler in the epoch it resumes in (accelerate's batch
+    skipping hides it), so `StageTrainer` says the epoch itself."""
+    epochs = ["--max_train_samples", "4", "--max_steps", "6", "--save_steps", "1"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run_stage("ddp", straight, *epochs)
+    resumed.mkdir()
+    shutil.copytree(straight / "checkpoint-3", resumed / "checkpoint-3")
+    run_stage("ddp", resumed, *epochs, "--resume_from_checkpoint", "latest")
+    a, b = load_weights(straight), load_weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (straight / "problems.jsonl").read_text() == (resumed / "problems.jsonl").read_text()
 
 
 DYNAMIC = """

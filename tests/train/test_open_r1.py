@@ -26,6 +26,10 @@ def test_removed_fields_fail_one_line_each_naming_the_replacement(monkeypatch):
     assert len(lines) == len(replacements)
     for line, (removed, replacement) in zip(lines, replacements.items(), strict=True):
         assert line.startswith(f"{RECIPE}: {removed} is ") and f"`{replacement}" in line
+    # transformers' switch to start afresh is gone: ours moves the old stage aside instead
+    assert (
+        "`replace_output_dir: true` moves it aside" in lines[list(replacements).index("overwrite_output_dir")]
+    )
     with pytest.raises(ValueError, match=r"^--torch_dtype is renamed `dtype`"):
         grpo.main(["--torch_dtype", "bfloat16"])
 

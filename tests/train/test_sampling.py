@@ -1,11 +1,22 @@
 """The prompt sampler: distinct problems per batch, GRESO's selection as published, refills, exact resume."""
 
+import itertools
 from collections import Counter
 
 import pytest
+from trl.trainer.utils import RepeatSampler
 
 from stagerl.data.problems import Group, ProblemRecord, ProblemTable
-from stagerl.train.sampling import MIN_KEEP, P_MAX, P_MIN, Greso, Learnability, PromptSampler, TrlSampler
+from stagerl.train.sampling import (
+    MIN_KEEP,
+    P_MAX,
+    P_MIN,
+    EpochRepeatSampler,
+    Greso,
+    Learnability,
+    PromptSampler,
+    TrlSampler,
+)
 
 
 def sampler(ids, lag=1, greso=None, history=None, seed=0, learnability=None):
@@ -115,8 +126,54 @@ def test_trl_sampler_repeats_like_trls_and_replays_the_epoch():
     first = list(trl)
     assert len(first) == len(trl) == 3 * 2 * 2 * 3
     assert first[:4] == [first[0]] * 2 + [first[2]] * 2 and first[:4] * 3 == first[:12]
-    s.drawn = s.drawn[:2]  # resumed mid-epoch: the drawn batches come back first, unchanged
+    assert s.epoch == 1 and s.drawn == []  # a whole epoch walked: the next one starts with nothing drawn
+    s.epoch, s.drawn = 0, [first[0:4:2], first[12:16:2]]  # resumed mid-epoch 0: the drawn batches come back
+    trl.set_epoch(0)
     assert list(trl)[:24] == first[:24]
+
+
+def epoch_of(s: PromptSampler, epoch: int, items: int | None = None) -> list[int]:
+    """The first `items` indices (all: None) of epoch `epoch` of `s`, told the epoch as transformers tells it;
+    a batch is drawn when its first index is asked for."""
+    trl = TrlSampler(s, mini_repeat_count=1, batch_size=1, repeat_count=1)
+    trl.set_epoch(epoch)
+    return list(itertools.islice(trl, items))
+
+
+@pytest.mark.parametrize(
+    ("consumed", "resumed_in"), [(4, 1), (None, 2)], ids=["every-batch-drawn-before-the-end", "at-the-end"]
+)
+def test_a_prompt_sampler_resumed_in_a_later_epoch_walks_that_epochs_batches(tmp_path, consumed, resumed_in):
+    """4 rows, one a batch. A checkpoint one step before epoch 1's end, when the dataloader has already drawn
+    its last batch (it prefetches), resumes in epoch 1; one at its end in epoch 2. Either way the resumed
+    sampler walks what the uninterrupted one walks in that epoch."""
+    ids = [f"p{i}" for i in range(4)]
+    straight = sampler(ids, lag=20)
+    epochs = [epoch_of(straight, e) for e in range(3)]
+    assert epochs[0] != epochs[1] != epochs[2]  # each pass in a new order
+    killed = sampler(ids, lag=20)
+    epoch_of(killed, 0)
+    assert epoch_of(killed, 1, consumed) == epochs[1][:consumed]
+    (tmp_path / "sampler.json").write_text(killed.checkpoint_files()["sampler.json"])
+    resumed = sampler(ids, lag=20)
+    resumed.load_checkpoint(tmp_path)
+    assert epoch_of(resumed, resumed_in) == epochs[resumed_in]
+
+
+def test_trls_sampler_put_in_any_epoch_walks_that_epochs_order():
+    """`EpochRepeatSampler` is TRL's `RepeatSampler` epoch by epoch, and one put in epoch e (a resumed stage)
+    walks TRL's epoch e; TRL's own walks its epoch 0 again."""
+    trl = RepeatSampler(range(8), mini_repeat_count=1, seed=0)
+    epochs = [list(trl) for _ in range(3)]
+    straight = EpochRepeatSampler(range(8), mini_repeat_count=1, seed=0)
+    assert [list(straight) for _ in range(3)] == epochs  # nothing calls set_epoch: TRL's orders
+    told = EpochRepeatSampler(range(8), mini_repeat_count=1, seed=0)
+    assert [
+        told.set_epoch(e) or list(told) for e in range(3)
+    ] == epochs  # told every epoch, as transformers does
+    resumed = EpochRepeatSampler(range(8), mini_repeat_count=1, seed=0)
+    resumed.set_epoch(2)
+    assert list(resumed) == epochs[2] != list(RepeatSampler(range(8), mini_repeat_count=1, seed=0))
 
 
 def test_learnability_draws_the_problems_the_model_half_solves():

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from tests.helpers.rewards import PROMPT_LOG_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -19,9 +21,9 @@ TINY_STAGE = """
 """.split()
 
 
-def run_stage(output_dir, *extra, failpoint=None, expect_rc=0):
+def run_stage(output_dir, *extra, failpoint=None, expect_rc=0, env=None):
     cmd = [sys.executable, "train/grpo.py", *TINY_STAGE, "--output_dir", str(output_dir), *extra]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     if failpoint:
         env["STAGERL_FAILPOINT"] = failpoint
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
@@ -121,6 +123,35 @@ def test_a_stage_with_generation_blocks_resumes_exactly(tmp_path, blocks, attemp
     assert_same_stage(full, resumed)
     problems = [json.loads(line) for line in (full / "problems.jsonl").open()]
     assert sum(p["attempts"] for p in problems) == attempts  # every completion generated is graded once
+
+
+# 4 rows, one prompt a step (4 completions): an epoch is 4 steps, the stage two and a half epochs; a test reward
+# logs the prompts of every step.
+EPOCHS = """
+    --reward_funcs accuracy tests.helpers.rewards.logged_length_reward --max_train_samples 4 --max_steps 10
+    --save_steps 1
+""".split()
+
+
+@pytest.mark.parametrize(
+    "sampler", [[], ["--select_prompts", "true"]], ids=["trls-repeat-sampler", "prompt-sampler"]
+)
+def test_a_stage_killed_in_a_later_epoch_resumes_exactly(tmp_path, sampler):
+    """Killed while checkpoint-8 is saved, the stage resumes from checkpoint-7: in epoch 1, one step before its
+    end, its last batch already drawn (the dataloader prefetches). Resumed, it must walk the rest of epoch 1
+    and epoch 2 as the uninterrupted run does: the same prompts, weights and per-problem statistics."""
+    full, stage = tmp_path / "full", tmp_path / "stage"
+    log = {name: {PROMPT_LOG_ENV: str(tmp_path / f"{name}.jsonl")} for name in ("full", "killed", "resumed")}
+    run_stage(full, *EPOCHS, *sampler, env=log["full"])
+    run_stage(
+        stage, *EPOCHS, *sampler, failpoint="checkpoint-before-marker@8", expect_rc=-9, env=log["killed"]
+    )
+    assert Path(last_complete(stage)).name == "checkpoint-7"
+    run_stage(stage, *EPOCHS, *sampler, "--resume_from_checkpoint", "latest", env=log["resumed"])
+    prompts = {name: (tmp_path / f"{name}.jsonl").read_text().splitlines() for name in log}
+    assert len(prompts["full"]) == 10 and len(set(prompts["full"][:4])) == 4  # an epoch: every row once
+    assert prompts["resumed"] == prompts["full"][7:]
+    assert_same_stage(full, stage)
 
 
 # Dynamic sampling with prompt selection: a reward that is constant for half the problems (zero-variance groups
@@ -268,6 +299,46 @@ def test_finished_stage_run_again_with_latest_trains_nothing(tmp_path, uninterru
     assert "Stage already finished" in proc.stderr
     assert (stage / "stage.json").read_text() == before
     assert_same_stage(uninterrupted, stage)
+
+
+def test_finished_stage_run_again_without_latest_is_refused_or_moved_aside(tmp_path, uninterrupted):
+    """Rerun as it was first run, the finished stage is refused in one line and left as it was; with
+    `replace_output_dir` it is moved aside and the stage trains afresh, to the same end."""
+    stage = tmp_path / "stage"
+    shutil.copytree(uninterrupted, stage)
+    before = (stage / "stage.json").read_text()
+    errors = [line for line in run_stage(stage, expect_rc=2).stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: output_dir {stage} already holds a stage (2 checkpoints, checkpoint-2 to checkpoint-4, final/, "
+        "stage.json): resume it with --resume_from_checkpoint latest, or start afresh in a new or empty "
+        "output_dir (--replace_output_dir true moves this one aside)"
+    ]
+    assert (stage / "stage.json").read_text() == before
+    run_stage(stage, "--replace_output_dir", "true")
+    (aside,) = tmp_path.glob("stage.replaced-*")
+    assert (aside / "stage.json").read_text() == before and (aside / "final" / "model.safetensors").is_file()
+    assert json.loads((stage / "stage.json").read_text())["resumed_from"] is None
+    assert_same_stage(uninterrupted, stage)
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        (["--per_device_train_batch_size", "8"], "per_device_train_batch_size was 4, is 8 now"),
+        (["--max_train_samples", "50"], "data_fingerprint was "),
+        (["--select_prompts", "true"], "sampler was 'trl', is 'greso' now"),
+    ],
+    ids=["batch-size", "data", "sampler"],
+)
+def test_a_resume_with_other_rows_or_batches_is_refused(tmp_path, uninterrupted, changed, named):
+    """The checkpoint's row positions (TRL's batch skip, the sampler's passes) would point into other batches."""
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    shutil.copytree(uninterrupted / "checkpoint-2", stage / "checkpoint-2")
+    proc = run_stage(stage, *changed, "--resume_from_checkpoint", "latest", expect_rc=2)
+    (error,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {stage / 'checkpoint-2'} cannot be resumed exactly: ") and named in error
+    assert not (stage / "final").exists() and not (stage / "checkpoint-3").exists()
 
 
 def test_early_advance_survives_a_kill_before_the_export(tmp_path):
