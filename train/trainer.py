@@ -18,8 +18,8 @@ for refilling a batch):
   would have for such a batch: `num_items_in_batch` counts the kept tokens only (the loss normalisation), and
   with `scale_rewards: batch` the advantages are rescaled by the standard deviation of the kept groups. A rank
   that filled its share early still generates in later rounds (generation is collective); its extra groups
-  are counted as generated, not trained. Generation itself is TRL's, vLLM included — the vLLM path cannot run
-  on the CPU machines this is tested on.
+  are counted as generated, not trained. Generation itself is TRL's, vLLM included (on vLLM's CPU build, with
+  the weight sync of `stagerl.train.vllm_cpu`).
 
 Refill prompts continue the sampler's passes over the rows: an epoch keeps TRL's number of optimizer steps, the
 passes run ahead of it, `max_steps` counts optimizer steps as always, and a resumed stage redraws exactly the
@@ -37,6 +37,7 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler, nanstd
 
 from stagerl.data.files import failpoint
+from stagerl.train import vllm_cpu
 from stagerl.train.rollouts import Round, groups_of, totals_of
 from stagerl.train.sampling import PromptSampler, TrlSampler, sampler_seed
 
@@ -74,6 +75,8 @@ class StageTrainer(GRPOTrainer):
         self._round: Round | None = None
         self._draws_logged = len(sampler.drawn_learnability) if sampler is not None else 0
         super().__init__(*args, **kwargs)
+        if self.use_vllm and self.vllm_mode == "colocate" and vllm_cpu.cpu_build():
+            vllm_cpu.keep_weights_in_sync(self.vllm_generation)  # TRL's push fails on vLLM's CPU engine
 
     # -- prompts ---------------------------------------------------------------------------------------------
     def _get_train_sampler(self, dataset=None):
