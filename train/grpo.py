@@ -96,6 +96,8 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
             "dataloader_num_workers: 0"
         )
     if stage_args.dynamic_sampling:
+        from stagerl.train.trainer import check_dynamic_sampling
+
         check_dynamic_sampling(training_args)
     if not training_args.use_vllm:
         return
@@ -117,22 +119,6 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
             "or set --use_vllm false"
         )
     vllm_cpu.check_colocate(training_args)
-
-
-def check_dynamic_sampling(args: GRPOConfig) -> None:
-    """Dynamic sampling keeps or drops whole groups on each rank and rescales advantages batch-wide itself."""
-    rows = args.per_device_train_batch_size * args.steps_per_generation
-    if rows % args.num_generations:
-        raise ValueError(
-            f"dynamic_sampling keeps whole groups on each process: per_device_train_batch_size="
-            f"{args.per_device_train_batch_size} x steps_per_generation={args.steps_per_generation} = {rows} "
-            f"completions must be a multiple of num_generations={args.num_generations}"
-        )
-    if args.multi_objective_aggregation != "sum_then_normalize":
-        raise ValueError(
-            f"dynamic_sampling recomputes advantages for the kept groups as sum_then_normalize does; "
-            f"multi_objective_aggregation={args.multi_objective_aggregation!r} is not supported with it"
-        )
 
 
 def check_generation_blocks(args: GRPOConfig) -> None:
