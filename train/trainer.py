@@ -51,7 +51,7 @@ from trl.trainer.utils import RepeatSampler, nanstd
 
 from stagerl.data.files import failpoint
 from stagerl.train import vllm_cpu
-from stagerl.train.rollouts import Round, groups_of, totals_of
+from stagerl.train.rollouts import GENERATED_REWARD, Round, groups_of, totals_of
 from stagerl.train.sampling import PromptSampler, TrlSampler, sampler_seed
 
 logger = logging.getLogger(__name__)
@@ -332,6 +332,9 @@ class StageTrainer(GRPOTrainer):
             self.counts.add(block)
         for key, value in block.items():
             self._metrics["train"][f"generation/{key}"].append(value)
+        # TRL's `reward` is the mean over the rows it scored: with dynamic sampling, the kept groups only.
+        totals = torch.cat([r.totals for r in rounds])
+        self._metrics["train"][GENERATED_REWARD].append(float(torch.nanmean(totals)))
         draws = self.prompt_sampler.drawn_learnability[self._draws_logged :] if self.prompt_sampler else []
         # learnability sampling: how learnable the problems drawn since the last block were expected to be
         if draws:
