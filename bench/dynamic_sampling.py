@@ -1,6 +1,8 @@
-"""What dynamic sampling generates per group it trains on, alone and with GRESO's selection, side by side.
+"""What dynamic sampling generates, and what it scores, per group it trains on: alone and with GRESO's selection,
+side by side; and the rows its log-prob forwards cost against the ideal, with transformers and with vLLM.
 
-    .venv/bin/python bench/dynamic_sampling.py              # the stand-in pool, both arms (about 3 minutes)
+    .venv/bin/python bench/dynamic_sampling.py              # the stand-in pool, all arms (about 5 minutes)
+    .venv-vllm/bin/python bench/dynamic_sampling.py         # the same, plus the forwards arm generating with vLLM
     .venv/bin/python bench/dynamic_sampling.py --embedded   # and a short run on the embedded model
 
 The pool is GSM8K test problems whose pass@8 a model measured (`../shared/data/difficulty_signals/`, the
@@ -13,6 +15,13 @@ share, every group with variance, which the bench checks on every merged batch).
 `stage.json` (`generation`): rollouts and completion tokens generated per group trained, and selection's
 saving against dynamic sampling alone, beside the ideal saving: that of a selector skipping, after their first
 group, exactly the problems that can only give zero-variance groups (pass rate 0 or 1), over the same steps.
+
+The forwards arms (dynamic sampling, `beta` 0.001 as the shipped configs set it) count the rows that go through
+TRL's log-prob forwards outside the loss (`_get_per_token_logps_and_entropies` with no gradient: the old
+policy's, and the reference model's), per trained group, and time the stage. The ideal scores only the trained
+groups: `num_generations` rows per group for the reference, and as many again for the old policy where TRL
+needs it (with vLLM, whose importance-sampling correction needs it; with transformers only when
+gradient_accumulation_steps is not a multiple of steps_per_generation x num_iterations, not here).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +73,14 @@ def write_pool(path: Path, size: int, seed: int) -> list[float]:
     return [r["pass_rate"] for r in pool]
 
 
+def vllm_cpu_build() -> bool:
+    try:
+        from stagerl.train.vllm_cpu import cpu_build
+    except ImportError:  # a checkout from before vLLM ran on CPU
+        return False
+    return cpu_build()
+
+
 def zero_variance(p: float) -> float:
     return p**GENERATIONS + (1 - p) ** GENERATIONS
 
@@ -79,27 +97,45 @@ def ideal_saving(rates: list[float], groups_trained: int, plain_rollouts: int) -
     return 1 - (first_pass + rest * per_group) / plain_rollouts
 
 
-def run_arm(name: str, work: Path, pool: Path, *extra: str) -> dict:
-    """One stage in this process, checking every merged batch trains only on groups with variance."""
+def run_arm(name: str, work: Path, pool: Path, *extra: str, model: str = "stagerl:tiny-random") -> dict:
+    """One stage in this process. Checks that every batch trains only on groups with variance (a kept group's
+    advantages are not all zero), and counts the rows through TRL's log-prob forwards outside the loss."""
+    import torch
+    from trl import GRPOTrainer
+
     from stagerl.data.stage_dir import read_record
     from stagerl.train import grpo
     from stagerl.train.trainer import StageTrainer
 
-    kept_stds = []
-    merge = StageTrainer._merge
+    trained_advantages, rows = [], {"policy": 0, "reference": 0}
+    score, forward = (
+        StageTrainer._generate_and_score_completions,
+        GRPOTrainer._get_per_token_logps_and_entropies,
+    )
 
-    def checked(self, kept, fillers, rank):
-        kept_stds.extend(float(totals.std()) for rank_kept in kept for _, _, totals in rank_kept)
-        return merge(self, kept, fillers, rank)
+    def checked(self, inputs):
+        output = score(self, inputs)
+        if self.model.training:
+            kept = (output["completion_mask"].sum(dim=1) > 0).view(-1, GENERATIONS).all(dim=1)
+            groups = output["advantages"].view(-1, GENERATIONS)[kept]
+            trained_advantages.extend(float(g.abs().max()) for g in groups)
+        return output
 
-    StageTrainer._merge = checked
+    def counted(self, model, input_ids, *args, **kwargs):
+        if not torch.is_grad_enabled():
+            rows["reference" if model is self.ref_model else "policy"] += input_ids.shape[0]
+        return forward(self, model, input_ids, *args, **kwargs)
+
+    StageTrainer._generate_and_score_completions = checked
+    GRPOTrainer._get_per_token_logps_and_entropies = counted
+    start = time.perf_counter()
     try:
         grpo.main(
             [
                 "--config",
                 str(ROOT / "configs/stages/smoke.yaml"),
                 "--model_name_or_path",
-                "stagerl:tiny-random",
+                model,
                 "--data",
                 str(pool),
                 "--reward_funcs",
@@ -124,10 +160,32 @@ def run_arm(name: str, work: Path, pool: Path, *extra: str) -> dict:
             ]
         )
     finally:
-        StageTrainer._merge = merge
+        StageTrainer._generate_and_score_completions = score
+        GRPOTrainer._get_per_token_logps_and_entropies = forward
     record = read_record(work / name)["generation"]
-    record["trained_group_std_min"] = min(kept_stds)
+    record["trained_group_advantage_min"] = min(trained_advantages)
+    record["forward_rows"] = rows
+    record["wall_s"] = time.perf_counter() - start
     return record
+
+
+def print_forwards(arms: dict[str, dict]) -> dict[str, bool]:
+    """The forwards arms' table, against the ideal (module docstring); returns its checks."""
+    print(
+        f"{'forwards arm (beta 0.001)':<34} {'groups':>7} {'rounds':>7} {'rollouts':>9} {'policy rows':>12} "
+        f"{'ref rows':>9} {'rows/group':>11} {'ideal':>6} {'ratio':>6} {'wall s':>7}"
+    )
+    checks = {}
+    for name, (r, old_logps) in arms.items():
+        groups, rows = r["groups_trained"], r["forward_rows"]
+        per_group = (rows["policy"] + rows["reference"]) / groups
+        ideal = GENERATIONS * (2 if old_logps else 1)
+        print(
+            f"{name:<34} {groups:>7} {r['rounds']:>7} {r['rollouts']:>9} {rows['policy']:>12} "
+            f"{rows['reference']:>9} {per_group:>11.2f} {ideal:>6} {per_group / ideal:>6.2f} {r['wall_s']:>7.1f}"
+        )
+        checks[f"{name}: forward rows per trained group within 10% of the ideal"] = per_group <= 1.1 * ideal
+    return checks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0.25,
         help="GRESO's target zero-variance share (default 0.25, the reference's)",
     )
+    parser.add_argument("--forward-steps", type=int, default=30, help="optimizer steps per forwards arm")
     parser.add_argument("--embedded", action="store_true", help="also a short run on the embedded model")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))  # the stand-in reward is `bench.dynamic_sampling.accuracy`
@@ -155,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
                 "selection", work, work / "pool.jsonl", *common, "--select_prompts", "true"
             ),
         }
+        short = ["--max_steps", str(args.forward_steps), "--seed", str(args.seed), "--beta", "0.001"]
+        forwards = {"transformers": (run_arm("beta", work, work / "pool.jsonl", *short), False)}
+        if vllm_cpu_build():
+            vllm = ["--use_vllm", "true", "--vllm_mode", "colocate"]
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+            record = run_arm(
+                "vllm", work, work / "pool.jsonl", *short, *vllm, model="stagerl:tiny-random-hd32"
+            )
+            forwards["vLLM (CPU build, colocate)"] = (record, True)
     deterministic = sum(p in (0.0, 1.0) for p in rates)
     print(
         f"pool: {args.pool} GSM8K problems, {deterministic} with pass rate 0 or 1; {GENERATIONS} completions a group"
@@ -182,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         f"selection's saving in rollouts per trained group: {saving:.1%} (tokens: {token_saving:.1%}); ideal {ideal:.1%}"
     )
     checks = {
-        "every trained group had reward variance (std > 0)": all(
-            r["trained_group_std_min"] > 0 for r in arms.values()
+        "every trained group had reward variance (an advantage != 0)": all(
+            r["trained_group_advantage_min"] > 0 for r in arms.values()
         ),
         "dynamic sampling dropped zero-variance groups": plain["zero_variance_dropped"]["total"] > 0,
         "dynamic sampling took more than one round a step": plain["rounds"] > args.steps,
@@ -191,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         "selection saves at least 30% of rollouts per trained group": saving >= 0.30,
         "selection's saving within 10 points of the ideal": abs(saving - ideal) <= 0.10,
     }
+    checks.update(print_forwards(forwards))
     for check, ok in checks.items():
         print(f"{'ok  ' if ok else 'FAIL'} {check}")
     if args.embedded:

@@ -27,12 +27,17 @@ Choices, and why:
   `--max-new-tokens` earns nothing from a fallback answer, and when the model's own chat template opens a
   reasoning block (DeepSeek-R1-Distill's prompt ends with `<think>`) no answer counts until the completion
   closes it (`--think-open auto`: read from the template; `true`/`false` override it). Both, and the
-  template's hash, are recorded in the summary's settings. A problem whose gold answer cannot be graded is
-  left out of the means and counted (`ungradable`).
-- All benchmarks' prompts go to the generator in one call, so the model is loaded once.
-- Under `accelerate launch` (any number of processes and machines) the problems are split across the
-  processes, each generating its share (its own transformers model on CPU, its own vLLM engine on a GPU:
-  data parallelism); the first process gathers the completions, grades them and writes the results.
+  template's hash, are recorded in the summary's settings. A sample that cannot be graded against a gold
+  the other samples were graded against counts as wrong (as lighteval and Qwen2.5-Math's harness count an
+  answer they cannot parse), and is counted beside (`ungradable_samples`); a problem none of whose samples
+  could be graded (its gold cannot be parsed) is left out of the means and counted (`ungradable`).
+- The model is loaded once (`stagerl.train.generation.open_generator`: vLLM where it can run, on a GPU or with
+  vLLM's CPU build, else transformers; `--backend` chooses), and all benchmarks' prompts go to it in one call.
+- Under `accelerate launch` (any number of processes and machines) the problems are dealt to the processes
+  in turn (process r takes problems r, r + N, ...), so every process gets its share of every benchmark: AIME's
+  long completions do not all land on one; each generates its share with its own model or engine (data
+  parallelism) and its own seed (seed + process index); the first process gathers the completions, grades
+  them and writes the results.
 - Outputs (with `--output DIR`): `DIR/<benchmark>.jsonl` (one line per sample) and `DIR/summary.json`, both
   written atomically. Without `--output` nothing is written; the summary is printed.
 """
@@ -51,11 +56,12 @@ from stagerl.data.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, benchmark_na
 from stagerl.data.prompts import R1_INSTRUCTION
 from stagerl.data.stage_dir import EVAL_SUMMARY
 from stagerl.rewards.cli import run_command, setup_logging
-from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES, Sample
+from stagerl.train.generation import BACKENDS, DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES, Sample
+from stagerl.train.grading import grade_samples
 
 logger = logging.getLogger(__name__)
 
-GenerateFn = Callable[..., list[list[Sample]]]
+OpenGenerator = Callable[..., object]  # `stagerl.train.generation.open_generator`'s signature
 # How long a process that finished its share waits for the slowest one in the final gather (the default of
 # 30 minutes is shorter than an uneven split of a long evaluation can take).
 GATHER_TIMEOUT = timedelta(hours=12)
@@ -101,23 +107,28 @@ def ks_for(samples: int) -> list[int]:
 def score(grades: Sequence[Sequence[float | None]], samples: int) -> dict:
     """Benchmark metrics from per-problem grades.
 
+    A problem none of whose samples could be graded (None: its gold cannot be parsed) is left out; in the
+    others, a sample that could not be graded counts as wrong.
+
     Args:
-        grades: one list of K grades (1.0, 0.0, or None for an ungradable gold) per problem.
+        grades: one list of K grades (1.0, 0.0, or None where it could not be graded) per problem.
         samples: K.
 
     Returns:
-        `{"problems", "graded", "ungradable", "avg@K", "pass@1", "pass@2", ...}` (fractions in [0, 1]);
-        pass@1 equals avg@K.
+        `{"problems", "graded", "ungradable", "ungradable_samples", "avg@K", "pass@1", "pass@2", ...}`
+        (fractions in [0, 1]); pass@1 equals avg@K; `ungradable_samples` counts the samples counted wrong
+        for want of a grade.
 
-    >>> score([[1.0, 0.0], [0.0, 0.0], [None, None]], 2)
-    {'problems': 3, 'graded': 2, 'ungradable': 1, 'avg@2': 0.25, 'pass@1': 0.25, 'pass@2': 0.5}
+    >>> score([[1.0, 0.0], [0.0, None], [None, None]], 2)
+    {'problems': 3, 'graded': 2, 'ungradable': 1, 'ungradable_samples': 1, 'avg@2': 0.25, 'pass@1': 0.25, 'pass@2': 0.5}
     """
-    counted = [[g for g in row if g is not None] for row in grades]
-    counted = [row for row in counted if row]
+    gradable = [row for row in grades if any(g is not None for g in row)]
+    counted = [[0.0 if g is None else g for g in row] for row in gradable]
     metrics: dict = {
         "problems": len(grades),
         "graded": len(counted),
         "ungradable": len(grades) - len(counted),
+        "ungradable_samples": sum(g is None for row in gradable for g in row),
     }
     denom = max(1, len(counted))
     metrics[f"avg@{samples}"] = sum(sum(row) / len(row) for row in counted) / denom
@@ -143,7 +154,8 @@ def evaluate(
     system_prompt: str | None = None,
     think_open: bool | None = None,
     output_dir: str | None = None,
-    generate_fn: GenerateFn | None = None,
+    backend: str = "auto",
+    open_generator: OpenGenerator | None = None,
 ) -> dict | None:
     """Generate, grade and score; optionally write per-sample results and the summary.
 
@@ -158,7 +170,9 @@ def evaluate(
         think_open: whether the prompt opens a reasoning block, so that no answer counts before `</think>`;
             None reads it from the model's chat template (`stagerl.train.generation.template_settings`).
         output_dir: where to write `<benchmark>.jsonl` and `summary.json` (None: write nothing).
-        generate_fn: `stagerl.train.generation.generate` or anything with its signature (tests pass a stub).
+        backend: "auto", "transformers" or "vllm" (`stagerl.train.generation.open_generator`).
+        open_generator: `stagerl.train.generation.open_generator` or anything with its signature (tests pass
+            a stub).
 
     Returns:
         On the first process, the summary: `{"model", "settings", "benchmarks": {name: metrics},
@@ -167,8 +181,8 @@ def evaluate(
     from stagerl.data.prompts import chat_prompt
     from stagerl.train.generation import template_settings
 
-    if generate_fn is None:
-        from stagerl.train.generation import generate as generate_fn
+    if open_generator is None:
+        from stagerl.train.generation import open_generator
     if samples < 1:
         raise ValueError(f"samples={samples}: must be >= 1")
     if "{problem}" not in prompt_template:
@@ -194,22 +208,25 @@ def evaluate(
         **template,
     }
     logger.info("evaluating %s on %s: %d problems x %d samples", model, list(data), len(prompts), samples)
-    completions = generate_shared(
-        generate_fn,
-        model,
-        prompts,
-        samples=samples,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        batch_size=batch_size,
-    )
+    state = launch_state()  # before the generator: a vLLM engine joins the launch's process group
+    with open_generator(
+        model, backend=backend, seed=seed + state.process_index, batch_size=batch_size
+    ) as generator:
+        settings["backend"] = generator.backend
+        completions = generate_shared(
+            generator,
+            prompts,
+            state,
+            samples=samples,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+        )
     if completions is None:
         return None
     if len(completions) != len(prompts) or any(len(c) != samples for c in completions):
         raise ValueError(
-            f"generate_fn returned {len(completions)} lists for {len(prompts)} prompts (want {samples} each)"
+            f"the generator returned {len(completions)} lists for {len(prompts)} prompts (want {samples} each)"
         )
 
     summary: dict = {"model": model, "settings": settings, "benchmarks": {}}
@@ -217,7 +234,7 @@ def evaluate(
     for name, rows in data.items():
         outs = completions[offset : offset + len(rows)]
         offset += len(rows)
-        grades = grade_samples(rows, outs, template["think_open"])
+        grades = grade_samples([row["answer"] for row in rows], outs, template["think_open"])
         summary["benchmarks"][name] = score(grades, samples)
         logger.info("%s: %s", name, summary["benchmarks"][name])
         if output_dir is not None:
@@ -230,70 +247,56 @@ def evaluate(
     return summary
 
 
-def generate_shared(
-    generate_fn: GenerateFn, model: str, prompts: list, **kwargs
-) -> list[list[Sample]] | None:
-    """Generate for `prompts` with every process of the launch, each its share; gathered on the first.
-
-    Args:
-        generate_fn: the generator (`stagerl.train.generation.generate`'s signature).
-        model: the model, as `generate_fn` takes it.
-        prompts: every prompt of the evaluation, in order.
-        **kwargs: the generation settings.
-
-    Returns:
-        On the first process, `generate_fn`'s result for all `prompts` in order; None on the others. In one
-        process, simply `generate_fn(model, prompts, **kwargs)`.
-    """
+def launch_state():
+    """The launch's process group (accelerate's `PartialState`; one process when not launched)."""
     import torch
     from accelerate import PartialState
 
+    # cpu: without a GPU, accelerate forms the launch's process group over gloo only when told it is on CPU.
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=GATHER_TIMEOUT)
+
+
+def share_of(count: int, process: int, processes: int) -> list[int]:
+    """The prompt indices one process of a launch generates for: every `processes`-th, from its own index, so
+    each benchmark (the prompts come benchmark by benchmark) is spread over all processes; padded with a repeat
+    so every process has as many as the first (a vLLM engine joins the launch's process group, so no process
+    may sit one out). The repeats are dropped when the shares are merged.
+
+    >>> share_of(5, 0, 2), share_of(5, 1, 2), share_of(1, 1, 2)
+    ([0, 2, 4], [1, 3, 3], [0])
+    """
+    share = list(range(process, count, processes))
+    length = -(-count // processes)
+    return share + [share[-1] if share else 0] * (length - len(share))
+
+
+def generate_shared(generator, prompts: list, state, **sampling) -> list[list[Sample]] | None:
+    """Generate for `prompts` with every process of the launch, each its share (`share_of`); gathered on the
+    first.
+
+    Args:
+        generator: this process's generator (`stagerl.train.generation.open_generator`).
+        prompts: every prompt of the evaluation, in order.
+        state: the launch (`launch_state`).
+        **sampling: `generator.sample`'s settings.
+
+    Returns:
+        On the first process, the samples for all `prompts` in order; None on the others.
+    """
     from stagerl.train.distributed import gather_to_main
 
-    # cpu: without a GPU, accelerate forms the launch's process group over gloo only when told it is on CPU.
-    state = PartialState(cpu=not torch.cuda.is_available(), timeout=GATHER_TIMEOUT)
     if state.num_processes == 1:
-        return generate_fn(model, prompts, **kwargs)
-    # Contiguous shares; padded with the last prompt so that every process generates (a vLLM engine joins
-    # its launch's process group, so no process may sit one out). Padded copies are dropped below.
-    with state.split_between_processes(list(range(len(prompts))), apply_padding=True) as share:
-        logger.info("process %d/%d: %d prompts", state.process_index, state.num_processes, len(set(share)))
-        outs = generate_fn(model, [prompts[i] for i in share], **kwargs)
-        local = list(zip(share, outs, strict=True))
-    shares = gather_to_main(local)
+        return generator.sample(prompts, **sampling)
+    share = share_of(len(prompts), state.process_index, state.num_processes)
+    logger.info("process %d/%d: %d prompts", state.process_index, state.num_processes, len(set(share)))
+    outs = generator.sample([prompts[i] for i in share], **sampling)
+    shares = gather_to_main(list(zip(share, outs, strict=True)))
     if shares is None:
         return None
     merged: dict[int, list[Sample]] = {}
     for index, out in (pair for share in shares for pair in share):
         merged.setdefault(index, out)
     return [merged[i] for i in range(len(prompts))]
-
-
-def grade_samples(
-    rows: list[dict], outs: list[list[Sample]], think_open: bool, timeout: float | None = None
-) -> list[list[float | None]]:
-    """Grade every sample of `rows` as the training reward does (truncation and an opened block included);
-    evaluation and labelling both grade through this. `timeout`: seconds per answer (None: the pool's).
-
-    Returns:
-        One list of K grades per row (1.0, 0.0, or None for an ungradable gold).
-    """
-    from stagerl.rewards import grade
-
-    flat = [sample for per_problem in outs for sample in per_problem]
-    golds = [row["answer"] for row, per_problem in zip(rows, outs, strict=True) for _ in per_problem]
-    flat_grades = grade(
-        [s.text for s in flat],
-        golds,
-        timeout=timeout,
-        truncated=[s.truncated for s in flat],
-        think_open=think_open,
-    )
-    grades, pos = [], 0
-    for per_problem in outs:
-        grades.append(flat_grades[pos : pos + len(per_problem)])
-        pos += len(per_problem)
-    return grades
 
 
 def _write_samples(path: Path, rows, outs, grades, think_open: bool) -> None:
@@ -359,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="whether the prompt opens a reasoning block, so no answer counts before </think> "
         "(default auto: read from the model's chat template)",
     )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto (default): vLLM where it can run (a GPU, or vLLM's CPU build), else transformers",
+    )
     p.add_argument("--output", default=None, help="directory for <benchmark>.jsonl and summary.json")
     return p
 
@@ -384,6 +393,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         system_prompt=args.system_prompt,
         think_open=THINK_OPEN_CHOICES[args.think_open],
         output_dir=args.output,
+        backend=args.backend,
     )
     if summary is None:
         return None

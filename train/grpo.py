@@ -92,8 +92,8 @@ def parse_stage_args(argv: list[str] | None) -> tuple[StageArguments, GRPOConfig
 
 def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> None:
     """Checks across our fields and TRL's, before any model loads: rewards exist, checkpoints fall between
-    generation blocks, prompt selection needs the dataloader in this process, and vLLM must be installed (with
-    a GPU for colocate)."""
+    generation blocks, prompt selection needs the dataloader in this process, and vLLM must be installed (on a
+    CPU machine its CPU build, in colocate mode without sleep mode: `stagerl.train.vllm_cpu`)."""
     from stagerl.train.stage_rewards import check_rewards
 
     check_rewards(stage_args, training_args)
@@ -113,13 +113,21 @@ def check_settings(stage_args: StageArguments, training_args: GRPOConfig) -> Non
     import torch
     from trl.import_utils import is_vllm_available
 
+    from stagerl.train import vllm_cpu
+
     if not is_vllm_available():
         raise ValueError(
-            'use_vllm: true, but vLLM is not installed: on a GPU machine run `pip install -e ".[vllm]"`, '
-            "or set --use_vllm false to generate with transformers"
+            'use_vllm: true, but vLLM is not installed: on a GPU machine run `pip install -e ".[vllm]"`; on CPU '
+            f"{vllm_cpu.INSTALL_HINT}; or set --use_vllm false to generate with transformers"
         )
-    if training_args.vllm_mode == "colocate" and not torch.cuda.is_available():
-        raise ValueError("use_vllm: true (colocate) needs a CUDA GPU; on CPU set --use_vllm false")
+    if torch.cuda.is_available():
+        return
+    if not vllm_cpu.cpu_build():
+        raise ValueError(
+            f"use_vllm: true on a machine without a CUDA GPU needs vLLM's CPU build: {vllm_cpu.INSTALL_HINT}; "
+            "or set --use_vllm false"
+        )
+    vllm_cpu.check_colocate(training_args)
 
 
 def check_generation_blocks(args: GRPOConfig, rows: int | None = None) -> None:
@@ -287,6 +295,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     model_settings.update(chat_template_settings(stage_args.chat_template, model_path, training_args))
     # before any model loads
     check_cpu_launch(model_path, training_args, training_args.trust_remote_code, model_args.use_peft)
+    if training_args.use_vllm:
+        from stagerl.train import vllm_cpu
+
+        if vllm_cpu.cpu_build():
+            vllm_cpu.check_head_size(
+                model_path, model_args.model_name_or_path, training_args.trust_remote_code
+            )
     keep = training_args.save_total_limit
     training_args.save_total_limit = None  # StageCheckpoint rotates, once the new checkpoint is complete
     trainer = StageTrainer(

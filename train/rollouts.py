@@ -21,6 +21,9 @@ from stagerl.data.stage_dir import PROBLEM_STATS
 from stagerl.train.checkpoints import read_checkpoint_file
 
 COUNTS_FILE = "generation.json"
+# The logged mean total reward of every completion a block generated, every round's (TRL's `reward` is the mean
+# over the rows it scored: with dynamic sampling, the kept groups only).
+GENERATED_REWARD = "generation/reward"
 COUNT_KEYS = (
     "prompts",
     "rollouts",

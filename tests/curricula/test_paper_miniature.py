@@ -1,10 +1,14 @@
-"""The paper's staged run as the shipped files define it, in miniature on CPU (slow tier).
+"""The paper's staged run as the shipped files define it, in miniature on CPU (slow tier; with vLLM, the vLLM
+tier).
 
 `configs/curricula/am_math_paper.yaml` and the stage YAMLs it names run unchanged but for what a CPU test must
 change: the model (a tiny random model with DeepSeek-R1-Distill's chat template, whose prompt opens `<think>`),
 the data (local rows in AM-Math candidate layouts), lengths, steps, batch sizes (steps_per_generation and
 gradient_accumulation_steps scaled down but kept above 1 and equal, as shipped), num_generations, the
-device switches and the evaluation's size. The test asserts its changes stay within that list.
+device switches and the evaluation's size. The test asserts its changes stay within that list. Run twice:
+generating with transformers (`use_vllm: false`), and as shipped, with TRL's colocated vLLM engine on vLLM's
+CPU build (which has no sleep mode: `vllm_enable_sleep_mode: false`), on the tiny R1 model whose head size
+vLLM's CPU attention accepts.
 """
 
 import json
@@ -33,6 +37,7 @@ MAY_CHANGE_STAGE = {
     "gradient_accumulation_steps",
     "num_generations",
     "use_vllm",
+    "vllm_enable_sleep_mode",
     "bf16",
     "use_cpu",
     "decontaminate",
@@ -64,8 +69,9 @@ def write_levels(directory: Path) -> None:
     pq.write_table(pa.Table.from_pylist(verl), directory / "math_difficulty_level_3.parquet")
 
 
-def miniature(data_dir: Path) -> tuple[dict, list[dict]]:
-    """The paper curriculum with the CPU changes; returns it and the changes made to each stage."""
+def miniature(data_dir: Path, vllm: bool = False) -> tuple[dict, list[dict]]:
+    """The paper curriculum with the CPU changes (generating with vLLM's CPU build, or with transformers);
+    returns it and the changes made to each stage."""
     spec = yaml.safe_load(PAPER.read_text())
     changes = []
     for level, stage in zip((2, 3), spec["stages"], strict=True):
@@ -78,7 +84,7 @@ def miniature(data_dir: Path) -> tuple[dict, list[dict]]:
             "steps_per_generation": 2,
             "gradient_accumulation_steps": 2,
             "num_generations": 2,
-            "use_vllm": False,
+            **({"vllm_enable_sleep_mode": False} if vllm else {"use_vllm": False}),
             "bf16": False,
             "use_cpu": True,
         }
@@ -86,13 +92,14 @@ def miniature(data_dir: Path) -> tuple[dict, list[dict]]:
             change["advance"] = {**stage["advance"], "window": 2, "min_steps": 2}
         stage.update(change)
         changes.append(change)
-    spec["model"] = "stagerl:tiny-random-r1"
+    spec["model"] = "stagerl:tiny-random-r1-hd32" if vllm else "stagerl:tiny-random-r1"
     spec["eval"].update(samples=2, max_new_tokens=16, limit=2)
     return spec, changes
 
 
-def test_the_miniature_changes_only_what_a_cpu_must(tmp_path):
-    spec, changes = miniature(tmp_path / "levels")
+@pytest.mark.parametrize("vllm", [False, True], ids=["transformers", "vllm"])
+def test_the_miniature_changes_only_what_a_cpu_must(tmp_path, vllm):
+    spec, changes = miniature(tmp_path / "levels", vllm)
     paper = yaml.safe_load(PAPER.read_text())
     assert all(change.keys() <= MAY_CHANGE_STAGE for change in changes)
     for shipped, mini in zip(paper["stages"], spec["stages"], strict=True):
@@ -109,7 +116,16 @@ def test_the_miniature_changes_only_what_a_cpu_must(tmp_path):
 
 
 def test_the_paper_curriculum_in_miniature(tmp_path):
-    spec, _ = miniature(tmp_path / "levels")
+    run_miniature(tmp_path, vllm=False)
+
+
+@pytest.mark.vllm
+def test_the_paper_curriculum_in_miniature_with_vllm(tmp_path):
+    run_miniature(tmp_path, vllm=True)
+
+
+def run_miniature(tmp_path: Path, vllm: bool) -> None:
+    spec, _ = miniature(tmp_path / "levels", vllm)
     write_levels(tmp_path / "levels")
     curriculum = tmp_path / "paper.yaml"
     curriculum.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -120,7 +136,7 @@ def test_the_paper_curriculum_in_miniature(tmp_path):
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHON": sys.executable},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     stages = json.loads((run / "curriculum.json").read_text())["stages"]
@@ -146,6 +162,9 @@ def test_the_paper_curriculum_in_miniature(tmp_path):
         summary = json.loads((run / stage["dir"] / "eval" / "summary.json").read_text())
         assert set(summary["benchmarks"]) == {"math500", "aime24", "aime25", "amc23"}
         assert summary["settings"]["samples"] == 2 and summary["settings"]["temperature"] == 0.6
+        assert grpo["use_vllm"] is vllm and summary["settings"]["backend"] == (
+            "vllm" if vllm else "transformers"
+        )
 
     # The same first stage on a ChatML model records that its prompt opens nothing.
     level2 = yaml.safe_load((ROOT / spec["stages"][0]["config"]).read_text())
@@ -161,7 +180,7 @@ def test_the_paper_curriculum_in_miniature(tmp_path):
             "--max_steps",
             "2",
             "--model_name_or_path",
-            "stagerl:tiny-random",
+            "stagerl:tiny-random-hd32" if vllm else "stagerl:tiny-random",
             "--output_dir",
             str(chatml),
         ],

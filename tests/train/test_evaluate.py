@@ -71,6 +71,29 @@ def test_score_by_hand():
     assert m["pass@4"] == pytest.approx(2 / 3)
 
 
+def test_a_sample_that_cannot_be_graded_counts_as_wrong():
+    """As lighteval and Qwen2.5-Math's harness count it; a problem with no graded sample (its gold cannot be
+    parsed) stays out of the means."""
+    m = score([[1.0, None, 1.0, None], [None] * 4], 4)
+    assert (m["graded"], m["ungradable"], m["ungradable_samples"]) == (1, 1, 2)
+    assert m["avg@4"] == m["pass@1"] == pytest.approx(0.5)
+    assert m["pass@2"] == pytest.approx(5 / 6)
+
+
+def test_every_process_of_a_launch_gets_its_share_of_every_benchmark():
+    """The shipped benchmarks in order (MATH-500, then AIME 24, AIME 25 and AMC 23: 100 long problems) on 8
+    processes: each generates for 12 or 13 of the 100, and all 600 exactly once."""
+    from stagerl.train.evaluate import share_of
+
+    sizes = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40}
+    benchmark = [name for name, n in sizes.items() for _ in range(n)]
+    shares = [share_of(len(benchmark), rank, 8) for rank in range(8)]
+    assert len({len(share) for share in shares}) == 1  # padded alike: every process generates
+    assert sorted({i for share in shares for i in share}) == list(range(600))
+    hard = [sum(benchmark[i] != "math500" for i in set(share)) for share in shares]
+    assert min(hard) >= 12 and max(hard) <= 13
+
+
 # ---------------------------------------------------------------- end to end with a stub generator
 
 BENCH_ROWS = [
@@ -92,28 +115,43 @@ def bench_file(tmp_path):
 def make_stub(
     rows, pattern, calls, solution="Step by step. The answer is \\boxed{{{answer}}}.", truncated=False
 ):
-    """A generator that returns a fixed right or wrong solution per (problem, sample)."""
+    """Stands in for `open_generator`: its generators return a fixed right or wrong solution per (problem,
+    sample), and record each call in `calls`."""
     by_problem = {r["problem"]: r for r in rows}
 
-    def stub(model, prompts, *, samples, max_new_tokens, temperature, top_p=1.0, seed=0, batch_size=16):
-        calls.append({"model": model, "prompts": prompts, "samples": samples, "temperature": temperature})
-        outs = []
-        for prompt in prompts:
-            user = prompt[-1]["content"]
-            row = next(r for p, r in by_problem.items() if user.startswith(p))
-            right = pattern[row["id"]]
-            outs.append(
-                [
-                    Sample(
-                        solution.format(answer=row["answer"]) if right[i] else "I get \\boxed{1234}.",
-                        truncated,
-                    )
-                    for i in range(samples)
-                ]
-            )
-        return outs
+    class Stub:
+        backend = "stub"
 
-    return stub
+        def __init__(self, model, *, backend="auto", seed=0, batch_size=16):
+            self.model, self.seed = model, seed
+
+        def sample(self, prompts, *, samples, max_new_tokens, temperature, top_p=1.0):
+            calls.append(
+                {"model": self.model, "prompts": prompts, "samples": samples, "temperature": temperature}
+            )
+            outs = []
+            for prompt in prompts:
+                user = prompt[-1]["content"]
+                row = next(r for p, r in by_problem.items() if user.startswith(p))
+                right = pattern[row["id"]]
+                outs.append(
+                    [
+                        Sample(
+                            solution.format(answer=row["answer"]) if right[i] else "I get \\boxed{1234}.",
+                            truncated,
+                        )
+                        for i in range(samples)
+                    ]
+                )
+            return outs
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    return Stub
 
 
 def test_evaluate_end_to_end_with_stub(bench_file, tmp_path):
@@ -125,7 +163,7 @@ def test_evaluate_end_to_end_with_stub(bench_file, tmp_path):
         samples=4,
         temperature=0.7,
         output_dir=str(out),
-        generate_fn=make_stub(BENCH_ROWS, PATTERN, calls),
+        open_generator=make_stub(BENCH_ROWS, PATTERN, calls),
     )
     # One generation call for everything, with the training prompt format.
     assert len(calls) == 1 and calls[0]["samples"] == 4 and calls[0]["temperature"] == 0.7
@@ -161,7 +199,7 @@ def test_evaluate_limit_and_several_benchmarks(bench_file):
         [str(bench_file), "aime24"],
         samples=1,
         limit=2,
-        generate_fn=make_stub(rows, pattern, calls),
+        open_generator=make_stub(rows, pattern, calls),
     )
     assert len(calls[0]["prompts"]) == 4  # 2 per benchmark
     assert summary["benchmarks"]["toy"]["avg@1"] == pytest.approx(1.0)  # p0 right, p1 sample 0 right
@@ -169,22 +207,24 @@ def test_evaluate_limit_and_several_benchmarks(bench_file):
         "problems": 2,
         "graded": 2,
         "ungradable": 0,
+        "ungradable_samples": 0,
         "avg@1": 1.0,
         "pass@1": 1.0,
     }
 
 
 def test_evaluate_rejects_wrong_generator_output(bench_file):
-    def bad(model, prompts, **kw):
-        return [[Sample("x", False)]] * len(prompts)
+    class Bad(make_stub(BENCH_ROWS, PATTERN, [])):
+        def sample(self, prompts, **kw):
+            return [[Sample("x", False)]] * len(prompts)
 
     with pytest.raises(ValueError, match="want 2 each"):
-        evaluate(TINY_RANDOM, [str(bench_file)], samples=2, generate_fn=bad)
+        evaluate(TINY_RANDOM, [str(bench_file)], samples=2, open_generator=Bad)
 
 
 def test_cli_main_writes_summary(bench_file, tmp_path, monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr("stagerl.train.generation.generate", make_stub(BENCH_ROWS, PATTERN, calls))
+    monkeypatch.setattr("stagerl.train.generation.open_generator", make_stub(BENCH_ROWS, PATTERN, calls))
     out = tmp_path / "cli"
     summary = main(
         [
@@ -209,7 +249,7 @@ def test_cli_prompt_template_reaches_the_generator_and_the_summary(tmp_path, mon
     calls = []
     rows = load_benchmark("arith1", limit=3)
     monkeypatch.setattr(
-        "stagerl.train.generation.generate", make_stub(rows, {r["id"]: [1] for r in rows}, calls)
+        "stagerl.train.generation.open_generator", make_stub(rows, {r["id"]: [1] for r in rows}, calls)
     )
     argv = ["--model", TINY_RANDOM, "--benchmarks", "arith1", "--limit", "3", "--output", str(tmp_path)]
     summary = main([*argv, "--prompt-template", DEMO_TEMPLATE])
@@ -231,7 +271,7 @@ def test_prompt_template_without_placeholder_is_refused(bench_file):
             TINY_RANDOM,
             [str(bench_file)],
             prompt_template="Solve it.",
-            generate_fn=make_stub(BENCH_ROWS, PATTERN, []),
+            open_generator=make_stub(BENCH_ROWS, PATTERN, []),
         )
 
 
@@ -244,7 +284,7 @@ def test_evaluate_grades_heldout_arithmetic(tmp_path):
         ["arith1"],
         prompt_template=DEMO_TEMPLATE,
         output_dir=str(tmp_path),
-        generate_fn=make_stub(rows, pattern, []),
+        open_generator=make_stub(rows, pattern, []),
     )
     lines = [json.loads(line) for line in (tmp_path / "arith1.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [r["id"] for r in rows]
@@ -262,7 +302,7 @@ CLOSED = "Let me think. 2 + 2 = 4.\n</think>\nThe answer is \\boxed{{{answer}}}.
 
 def cli(monkeypatch, bench_file, out, model, solution, *extra, truncated=False):
     monkeypatch.setattr(
-        "stagerl.train.generation.generate",
+        "stagerl.train.generation.open_generator",
         make_stub(BENCH_ROWS, {r["id"]: [1, 1] for r in BENCH_ROWS}, [], solution, truncated),
     )
     argv = ["--model", model, "--benchmarks", str(bench_file), "--samples", "2", "--output", str(out)]
@@ -456,8 +496,8 @@ def test_evaluate_with_tiny_model_end_to_end(bench_file, tmp_path):
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_greedy_results(tmp_path, monkeypatch):
     """The runner's evaluation command under its launcher: 1 process, then `accelerate launch` of 2 CPU
-    processes that split the problems (2 each). Batches of 2 hold the same problems either way, so padding
-    cannot differ and greedy completions must be the same, as must every grade and the summary."""
+    processes that split the problems (2 each, dealt in turn). Batches of 1 are never padded, so greedy
+    completions must be the same either way, as must every grade and the summary."""
     from stagerl.curricula.commands import evaluation_command, launcher
 
     rows = [*BENCH_ROWS, {"id": "p3", "problem": "What is 5 + 6?", "answer": "11"}]
@@ -470,7 +510,7 @@ def test_two_processes_give_the_one_process_greedy_results(tmp_path, monkeypatch
     root = Path(__file__).resolve().parents[2]
     results = {}
     for name, prefix in (("one", [sys.executable]), ("two", launcher("configs/accelerate/ddp.yaml", 2))):
-        cmd = evaluation_command(spec, TINY_RANDOM, tmp_path / name, prefix) + ["--batch-size", "2"]
+        cmd = evaluation_command(spec, TINY_RANDOM, tmp_path / name, prefix) + ["--batch-size", "1"]
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         lines = (tmp_path / name / "four.jsonl").read_text().splitlines()

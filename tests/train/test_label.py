@@ -20,7 +20,7 @@ from stagerl.data.levels import (
 from stagerl.data.sources import load_stage_data
 from stagerl.train import label
 from stagerl.train.generation import Sample
-from stagerl.train.models import TINY_RANDOM, TINY_RANDOM_R1, resolve_model
+from stagerl.train.models import TINY_RANDOM, TINY_RANDOM_R1
 
 # ---------------------------------------------------------------- the rules on hand-made pass-rate tables
 
@@ -185,24 +185,41 @@ def write_problems(path, n=6):
 
 
 class ScriptedGenerator:
-    """Stands in for stagerl.train.generation.generate: returns the scripted number of right answers."""
+    """Stands in for stagerl.train.generation.open_generator: each model's generator returns the scripted
+    number of right answers; `calls` records (model, problem) sampled, `events` each open and close."""
 
     def __init__(self, fail_after_calls=None, script=None, right="so \\boxed{{{answer}}}", truncated=False):
-        self.calls = []
+        self.calls, self.events = [], []
         self.fail_after_calls = fail_after_calls
         self.script, self.right, self.truncated = script or SCRIPT, right, truncated
 
-    def __call__(self, model_path, prompts, *, samples, **kwargs):
-        if self.fail_after_calls is not None and len(self.calls) >= self.fail_after_calls:
+    def __call__(self, model_path, **settings):
+        self.events.append(("open", model_path))
+        return ScriptedModel(self, model_path)
+
+
+class ScriptedModel:
+    def __init__(self, owner: ScriptedGenerator, model_path: str):
+        self.owner, self.model_path = owner, model_path
+
+    def sample(self, prompts, *, samples, **kwargs):
+        owner = self.owner
+        if owner.fail_after_calls is not None and len(owner.calls) >= owner.fail_after_calls:
             raise KeyboardInterrupt("killed")
         outs = []
         for prompt in prompts:
             i = int(re.search(r"Problem number (\d+)", prompt[-1]["content"])[1])
-            self.calls.append((model_path, i))
-            right = self.script[model_path][i]
-            texts = [self.right.format(answer=i + 1)] * right + ["so \\boxed{-7}"] * (samples - right)
-            outs.append([Sample(text, self.truncated) for text in texts])
+            owner.calls.append((self.model_path, i))
+            right = owner.script[self.model_path][i]
+            texts = [owner.right.format(answer=i + 1)] * right + ["so \\boxed{-7}"] * (samples - right)
+            outs.append([Sample(text, owner.truncated) for text in texts])
         return outs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.owner.events.append(("close", self.model_path))
 
 
 def no_template(model, think_open=None):
@@ -211,7 +228,7 @@ def no_template(model, think_open=None):
 
 
 def run_label(tmp_path, generator, monkeypatch, *extra, out="out", models="small,medium,large"):
-    monkeypatch.setattr("stagerl.train.generation.generate", generator)
+    monkeypatch.setattr("stagerl.train.generation.open_generator", generator)
     if "stagerl:" not in models:
         monkeypatch.setattr("stagerl.train.generation.template_settings", no_template)
     problems = tmp_path / "problems.jsonl"
@@ -256,12 +273,47 @@ def test_label_end_to_end_scripted(tmp_path, monkeypatch):
         assert sorted(table.column("id").to_pylist()) == sorted(k for k, v in EXPECTED.items() if v == level)
 
 
+def test_each_model_is_loaded_once_and_each_batch_draws_new_samples(tmp_path, monkeypatch):
+    """The tiny model labels three identical problems one batch at a time: one model load for the three
+    batches (and for its three roles), and the batches' samples differ (one seeded stream, not one reseeded
+    per batch)."""
+    import transformers
+
+    loads, drawn = [], []
+    load = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        lambda *a, **k: loads.append(a[0]) or load(*a, **k),
+    )
+    grade = label.grade_samples
+    monkeypatch.setattr(
+        label, "grade_samples", lambda golds, outs, *a, **k: drawn.append(outs) or grade(golds, outs, *a, **k)
+    )
+    rows = [{"id": f"same{i}", "problem": "What is 2 + 2?", "answer": "4"} for i in range(3)]
+    (tmp_path / "same.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = [
+        "--input",
+        str(tmp_path / "same.jsonl"),
+        "--models",
+        TINY_RANDOM,
+        "--samples",
+        "4",
+        "--batch-size",
+        "1",
+    ]
+    label.main([*argv, "--max-new-tokens", "6", "--temperature", "1.0", "--output", str(tmp_path / "out")])
+    assert len(drawn) == 3 and len(loads) == 1
+    texts = [tuple(s.text for s in outs[0]) for outs in drawn]
+    assert len(set(texts)) == 3
+
+
 def test_labelling_grades_with_each_models_template_and_truncation(tmp_path, monkeypatch):
     """R1-Distill's template opens <think>: a box inside a thought that never closed is no answer, so the
     same scripted text that solves q0 for the ChatML model fails it for the R1 one; a cut-off completion
     earns nothing from a last-number fallback."""
     unclosed = "thinking... so \\boxed{{{answer}}} maybe"
-    script = {resolve_model(TINY_RANDOM): {0: 4}, resolve_model(TINY_RANDOM_R1): {0: 4}}
+    script = {TINY_RANDOM: {0: 4}, TINY_RANDOM_R1: {0: 4}}
     write_problems(tmp_path / "problems.jsonl", n=1)
     for model, expected in ((TINY_RANDOM, 4), (TINY_RANDOM_R1, 0)):
         gen = ScriptedGenerator(script=script, right=unclosed)

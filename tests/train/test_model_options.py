@@ -58,6 +58,9 @@ def test_vllm_config_without_vllm_fails_before_model_load(tmp_path, monkeypatch)
         raise AssertionError("a model was loaded before the vLLM check")
 
     monkeypatch.setattr("stagerl.train.models.resolve_model", refuse)
+    from trl import import_utils
+
+    monkeypatch.setattr(import_utils, "is_vllm_available", lambda: False)  # also where vLLM is installed
     with pytest.raises(ValueError, match=r'pip install -e "\.\[vllm\]"'):
         grpo.main(
             [

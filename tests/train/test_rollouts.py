@@ -1,7 +1,6 @@
 import torch
 
 from stagerl.train.rollouts import GenerationCounts, Round, groups_of, totals_of
-from stagerl.train.trainer import merge_rows
 
 NAN = float("nan")
 
@@ -39,22 +38,3 @@ def test_generation_counts_add_up_and_split_the_dropped():
     record = counts.record()
     assert record["prompts"] == 6 and record["rollouts"] == 24 and record["rounds"] == 3
     assert record["zero_variance_dropped"] == {"total": 3, "all_right": 1, "all_wrong": 2}
-
-
-def test_merged_rows_keep_trls_padding_sides():
-    a = {
-        "prompt_ids": torch.tensor([[0, 5], [6, 7]]),
-        "completion_ids": torch.tensor([[1], [2]]),
-        "advantages": torch.tensor([0.5, -0.5]),
-        "num_items_in_batch": torch.tensor(2),
-    }
-    b = {
-        "prompt_ids": torch.tensor([[8, 8, 9]]),
-        "completion_ids": torch.tensor([[3, 3, 3]]),
-        "advantages": torch.tensor([1.0]),
-        "num_items_in_batch": torch.tensor(3),
-    }
-    merged = merge_rows([(a, [1]), (b, [0])], pad_token_id=0)
-    assert merged["prompt_ids"].tolist() == [[0, 6, 7], [8, 8, 9]]  # left-padded, as TRL pads prompts
-    assert merged["completion_ids"].tolist() == [[2, 0, 0], [3, 3, 3]]  # right-padded
-    assert merged["advantages"].tolist() == [-0.5, 1.0] and "num_items_in_batch" not in merged

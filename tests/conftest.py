@@ -1,0 +1,18 @@
+"""The vLLM tier's guard: a test marked `vllm` fails, saying how to install vLLM's CPU build, where it is absent
+(it is never skipped: a tier that skips everything would pass)."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _vllm_tier(request, monkeypatch):
+    if request.node.get_closest_marker("vllm") is None:
+        return
+    from stagerl.train import vllm_cpu
+
+    if not vllm_cpu.cpu_build():
+        pytest.fail(
+            f"this test generates with vLLM's CPU build, which is not installed: {vllm_cpu.INSTALL_HINT}"
+        )
+    # The engine's KV cache, in GiB: without it vLLM's CPU build sizes the cache from the machine's memory.
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
