@@ -1,5 +1,5 @@
 """The paper's staged run as the shipped files define it, in miniature on CPU (slow tier; with vLLM, the vLLM
-tier).
+tier; the check of what the miniature changes, the fast tier).
 
 `configs/curricula/am_math_paper.yaml` and the stage YAMLs it names run unchanged but for what a CPU test must
 change: the model (a tiny random model with DeepSeek-R1-Distill's chat template, whose prompt opens `<think>`),
@@ -24,7 +24,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "configs/curricula/am_math_paper.yaml"
-pytestmark = pytest.mark.slow
 
 # What a CPU miniature may change, and nothing else: (stage fields, curriculum keys, eval keys).
 MAY_CHANGE_STAGE = {
@@ -115,6 +114,7 @@ def test_the_miniature_changes_only_what_a_cpu_must(tmp_path, vllm):
     assert all(c["steps_per_generation"] == c["gradient_accumulation_steps"] > 1 for c in changes)
 
 
+@pytest.mark.slow
 def test_the_paper_curriculum_in_miniature(tmp_path):
     run_miniature(tmp_path, vllm=False)
 
