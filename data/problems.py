@@ -22,10 +22,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from stagerl.data.stage_dir import PROBLEM_STATS
 
 # The samples a labelled pass rate counts as (the pass@8 of the shipped difficulty signals).
 PRIOR_STRENGTH = 8
+# What learnability sampling can weigh a problem by (`stagerl.train.sampling.Learnability`).
+LEARNABILITY_WEIGHTS = ("variance", "survival")
 
 
 @dataclass(frozen=True)
@@ -158,24 +162,47 @@ def labelled_pass_rate(row: dict) -> float | None:
     return None
 
 
-def posterior(
-    record: ProblemRecord, pass_rate: float | None, strength: float = PRIOR_STRENGTH
-) -> tuple[float, float]:
-    """A problem's Beta posterior over its pass rate: Beta(1, 1), plus its labelled pass rate counted as
-    `strength` samples, plus every graded attempt so far (this stage's and its ancestors').
+def posterior(successes, attempts, pass_rate, strength: float = PRIOR_STRENGTH):
+    """Beta posteriors over pass rates: Beta(1, 1), plus a labelled pass rate counted as `strength` samples, plus
+    every graded attempt so far (this stage's and its ancestors'). Numbers or numpy arrays, one entry per problem;
+    a NaN pass rate (none labelled) adds nothing.
 
-    >>> posterior(ProblemRecord(attempts=4, successes=1), pass_rate=0.5, strength=2)
+    >>> posterior(successes=1, attempts=4, pass_rate=0.5, strength=2)
     (3.0, 5.0)
     """
-    prior_right = 0.0 if pass_rate is None else pass_rate * strength
-    prior_wrong = 0.0 if pass_rate is None else (1 - pass_rate) * strength
-    return 1 + prior_right + record.successes, 1 + prior_wrong + record.attempts - record.successes
+    labelled = np.nan_to_num(pass_rate)
+    weight = np.where(np.isnan(pass_rate), 0.0, strength)
+    a = 1 + labelled * weight + successes
+    b = 1 + (1 - labelled) * weight + attempts - successes
+    return (float(a), float(b)) if np.ndim(a) == 0 else (a, b)
 
 
-def expected_learnability(a: float, b: float) -> float:
+def expected_learnability(a, b):
     """E[p (1 - p)] for p ~ Beta(a, b): how much a GRPO group of the problem is expected to vary.
 
     >>> round(expected_learnability(1, 1), 4), round(expected_learnability(100, 1), 4)
     (0.1667, 0.0097)
     """
     return a * b / ((a + b) * (a + b + 1))
+
+
+def survival_probability(a, b, group_size: int):
+    """P(a group of `group_size` completions holds a right and a wrong one) for p ~ Beta(a, b):
+    1 - E[p^n] - E[(1 - p)^n], where E[p^n] = prod_{i<n} (a + i) / (a + b + i). What dynamic sampling keeps.
+
+    >>> round(survival_probability(1, 1, 2), 4), round(survival_probability(1, 1, 16), 4)  # 1 - 2 / (n + 1)
+    (0.3333, 0.8824)
+    """
+    all_right = all_wrong = 1.0
+    for i in range(group_size):
+        all_right = all_right * (a + i) / (a + b + i)
+        all_wrong = all_wrong * (b + i) / (a + b + i)
+    return 1 - all_right - all_wrong
+
+
+def check_learnability(weight: str, floor: float) -> None:
+    """ValueError naming the setting when `learnability_weight` or `learnability_floor` is out of range."""
+    if weight not in LEARNABILITY_WEIGHTS:
+        raise ValueError(f"learnability_weight={weight!r}: valid values are {list(LEARNABILITY_WEIGHTS)}")
+    if not 0 <= floor < 1:
+        raise ValueError(f"learnability_floor={floor} must be in [0, 1)")

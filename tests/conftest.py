@@ -20,7 +20,9 @@ def _vllm_tier(request, monkeypatch):
 
 
 def pytest_collection_modifyitems(config, items):
-    both = [item.nodeid for item in items if item.get_closest_marker("slow") and item.get_closest_marker("vllm")]
+    both = [
+        item.nodeid for item in items if item.get_closest_marker("slow") and item.get_closest_marker("vllm")
+    ]
     if both:
         raise pytest.UsageError(
             f"marked both slow and vllm (the slow tier has no vLLM; mark a vLLM test vllm only): {both}"

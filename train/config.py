@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from trl import TrlParser
 
+from stagerl.data.problems import check_learnability
 from stagerl.data.prompts import R1_INSTRUCTION
 from stagerl.data.sources import DataComponent
 
@@ -161,14 +162,30 @@ class StageArguments:
     learnability_sampling: bool = field(
         default=False,
         metadata={
-            "help": "Draw problems with probability proportional to E[p (1 - p)] under each problem's Beta posterior "
-            "over its pass rate: prior from the rows' labelled pass rates (a pass_rate or difficulty column) and "
-            "earlier stages' problem_stats, updated with every graded group. See train/sampling.py."
+            "help": "Draw problems with probability proportional to a learnability weight (learnability_weight) "
+            "under each problem's Beta posterior over its pass rate: prior from the rows' labelled pass rates (a "
+            "pass_rate or difficulty column) and earlier stages' problem_stats, updated with every graded group. "
+            "See train/sampling.py."
         },
     )
     learnability_prior_strength: float = field(
         default=8.0,
         metadata={"help": "How many graded samples a row's labelled pass rate counts as in its prior."},
+    )
+    learnability_weight: str = field(
+        default="variance",
+        metadata={
+            "help": "What learnability sampling weighs a problem by: `variance`, E[p (1 - p)]; or `survival`, "
+            "E[1 - p^n - (1 - p)^n] with n = num_generations, the chance that its group has a right and a wrong "
+            "completion (what dynamic sampling keeps). See train/sampling.py and the README's measurement."
+        },
+    )
+    learnability_floor: float = field(
+        default=0.05,
+        metadata={
+            "help": "Starvation guard of learnability sampling: every weight is at least this share of the mean "
+            "weight, so a problem that looks unlearnable is still drawn now and then (0 turns it off)."
+        },
     )
     select_target_zero_variance: float = field(
         default=0.25,
@@ -259,6 +276,7 @@ class StageArguments:
             )
         if self.stop_at_completion_tokens is not None and self.stop_at_completion_tokens < 1:
             raise ValueError(f"stop_at_completion_tokens={self.stop_at_completion_tokens} must be >= 1")
+        check_learnability(self.learnability_weight, self.learnability_floor)
         if self.dynamic_sampling_max_rounds < 1:
             raise ValueError(f"dynamic_sampling_max_rounds={self.dynamic_sampling_max_rounds} must be >= 1")
         if not self.reward_funcs:

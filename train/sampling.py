@@ -13,9 +13,10 @@ waits for the next pass; batches stay full. Dynamic sampling asks the same sampl
 (`refill`), which continue the same passes and are decided from every block scored before.
 
 With `learnability_sampling` there are no passes: each batch draws problems without replacement with
-probability proportional to their expected learnability (`Learnability`), from Beta posteriors seeded by the
-rows' labelled pass rates and the earlier stages' attempts and updated with every group this stage grades
-(folded with the same lag as below); each draw's coins are hashes too.
+probability proportional to a learnability weight (`Learnability`: E[p (1 - p)], or the probability that a group
+survives dynamic sampling), from Beta posteriors seeded by the rows' labelled pass rates and the earlier stages'
+attempts and updated with every group this stage grades (folded with the same lag as below), every weight
+floored at a share of the mean weight so that no problem starves.
 
 How it hooks into TRL (public surface only): `TrlSampler` takes the place of TRL's `RepeatSampler` (same repeat
 structure) through the trainer's `_get_train_sampler`; the trainer feeds every generation block's groups to
@@ -25,9 +26,17 @@ with every checkpoint (`stagerl.train.checkpoints.StageCheckpoint`). An epoch ke
 (`max_steps` counts optimizer steps as always).
 
 Exact resume: the dataloader asks for batch k before batch k - 1 is scored (it prefetches), so batch k is
-decided from the groups of batches up to k - `lag` only, whenever it is asked for; each candidate's coin is a
-hash of (seed, pass, position), not a random stream. The batches drawn in the current epoch are saved with
-the epoch they belong to and replayed when transformers skips the consumed batches of a resumed epoch.
+decided from the groups of batches up to k - `lag` only, whenever it is asked for. Every random number comes
+from a numpy stream keyed by (seed, what it is for, pass or draw): a pass's order and its candidates' coins
+are computed once per pass, a learnability draw's coins (one per problem) once per draw, so nothing random is
+carried in the state. The batches drawn in the current epoch are saved with the epoch they belong to and
+replayed when transformers skips the consumed batches of a resumed epoch. A checkpoint holds this stage's
+per-problem records only (the earlier stages' come from `problem_stats` again, which the resume check compares).
+
+Scale: a draw costs the candidates it visits (passes, GRESO) or a few numpy passes over the problems
+(learnability), never a Python loop over the pool; `bench/sampler_scale.py` measures one draw over 1,000,000
+problems. (Before December 2026 the orders and coins were Python `random` and sha256 hashes, reshuffled or
+rehashed on every draw; the draws changed once then.)
 
 Both samplers know the trainer's epoch (`set_epoch`, which transformers calls at every epoch and
 `StageTrainer` once more with the epoch a resumed stage restarts in): `TrlSampler` starts a new epoch's
@@ -39,11 +48,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import random
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate.utils import gather_object
 from torch.utils.data import Sampler
@@ -54,8 +62,10 @@ from stagerl.data.problems import (
     Group,
     ProblemRecord,
     ProblemTable,
+    check_learnability,
     expected_learnability,
     posterior,
+    survival_probability,
 )
 from stagerl.data.sources import row_ids
 from stagerl.train.checkpoints import read_checkpoint_file
@@ -66,14 +76,17 @@ P_MIN, P_MAX, P_STEP, MIN_KEEP = 0.05, 0.95, 0.01, 0.01
 SIDES = ("right", "wrong")
 
 
-def coin(seed: int, data_pass: int, position: int) -> float:
-    """A uniform number in [0, 1) that depends only on its arguments.
+# What a random stream is for (`stream`): a pass's order, its candidates' coins, a learnability draw's coins.
+PASS_ORDER, PASS_COINS, DRAW_COINS = 0, 1, 2
 
-    >>> coin(0, 0, 5) == coin(0, 0, 5) != coin(0, 0, 6)
+
+def stream(seed: int, purpose: int, index: int) -> np.random.Generator:
+    """A random stream that depends only on its arguments (`index`: the pass or the draw).
+
+    >>> stream(0, PASS_ORDER, 1).random() == stream(0, PASS_ORDER, 1).random() != stream(0, PASS_ORDER, 2).random()
     True
     """
-    digest = hashlib.sha256(f"{seed}:{data_pass}:{position}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return np.random.default_rng([seed % 2**64, purpose, index])
 
 
 class Greso:
@@ -104,21 +117,60 @@ class Greso:
 
 
 class Learnability:
-    """Draw problems with probability proportional to their expected learnability, E[p (1 - p)] under each
-    problem's Beta posterior over its pass rate p (`stagerl.data.problems.posterior`: its labelled pass rate as a
-    prior, then every attempt graded in earlier stages and in this one). A problem the model always or never
-    solves gives zero-advantage groups; one it solves half the time teaches most.
+    """Sampling weights from each problem's Beta posterior over its pass rate p
+    (`stagerl.data.problems.posterior`: its labelled pass rate as a prior, then every attempt graded in earlier
+    stages and in this one). `variance`: E[p (1 - p)], a sample's expected variance, largest at p = 0.5.
+    `survival`: E[1 - p^n - (1 - p)^n], the chance that a group of n = `group_size` completions holds a right and a
+    wrong one, which is what dynamic sampling keeps; flatter in the middle, and n times E[p] for a problem
+    rarely solved, where E[p (1 - p)] is about E[p].
+
+    Starvation guard: a problem drawn a few times and never solved looks unlearnable, is drawn less, and so its
+    evidence never changes. Every weight is floored at `floor` times the pool's mean weight, so each of the k
+    prompts of a draw from P problems goes to a given problem with probability at least f / ((1 + f) P): it is
+    in one of the next ln(100) (1 + f) P / (f k) draws with probability at least 99% (`redraw_bound`).
 
     Args:
         pass_rates: each problem's labelled pass rate, by id (None where the data has none).
         strength: how many samples a labelled pass rate counts as.
+        weight: `variance` or `survival`.
+        group_size: n, the completions per prompt (`num_generations`); read by `survival` only.
+        floor: the starvation guard's share of the mean weight, in [0, 1).
     """
 
-    def __init__(self, pass_rates: dict[str, float | None], strength: float = PRIOR_STRENGTH):
+    def __init__(
+        self,
+        pass_rates: dict[str, float | None],
+        strength: float = PRIOR_STRENGTH,
+        weight: str = "variance",
+        group_size: int = 8,
+        floor: float = 0.05,
+    ):
+        check_learnability(weight, floor)
         self.pass_rates, self.strength = pass_rates, strength
+        self.kind, self.group_size, self.floor = weight, group_size, floor
 
-    def weight(self, problem_id: str, record: ProblemRecord) -> float:
-        return expected_learnability(*posterior(record, self.pass_rates.get(problem_id), self.strength))
+    def prior_rates(self, problems: list[str]) -> np.ndarray:
+        """The labelled pass rate of each problem, NaN where there is none."""
+        return np.array([np.nan if (r := self.pass_rates.get(pid)) is None else r for pid in problems], float)
+
+    def weights(self, successes: np.ndarray, attempts: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        """Each problem's weight before the floor (arrays in one problem order)."""
+        a, b = posterior(successes, attempts, rates, self.strength)
+        if self.kind == "survival":
+            return survival_probability(a, b, self.group_size)
+        return expected_learnability(a, b)
+
+    def floored(self, weights: np.ndarray) -> np.ndarray:
+        return np.maximum(weights, self.floor * weights.mean())
+
+    def redraw_bound(self, problems: int, size: int) -> int:
+        """Draws of `size` within which a given problem is drawn with probability at least 99% (the floor's
+        bound above; none without a floor)."""
+        if self.floor == 0:
+            raise ValueError(
+                "without a floor (learnability_floor 0) no number of draws is sure to reach a problem"
+            )
+        return int(np.ceil(np.log(100) * (1 + self.floor) * problems / (self.floor * size)))
 
 
 class PromptSampler:
@@ -151,32 +203,58 @@ class PromptSampler:
             )
         self.ids, self.seed, self.lag, self.shuffle, self.greso = ids, seed, lag, shuffle, greso
         self.learnability = learnability
-        # (problem, its first row) pairs: what learnability sampling draws from
-        self.first_rows = list({pid: row for row, pid in reversed(list(enumerate(ids)))}.items())
-        self.problems = len(set(ids))
-        self.seen = history or ProblemTable()  # what draws are decided from: history, then folded batches
-        self.adapting = bool(self.seen.records)  # GRESO adapts p once problems have history
-        self.unfolded: list[list[Group]] = []  # scored batches not folded into `seen` yet
-        self.folded = 0  # batches folded into `seen`
+        self.history = history or ProblemTable()  # earlier stages' records (read-only)
+        self.stage_table = ProblemTable()  # this stage's folded groups: `record` combines the two
+        self.adapting = bool(self.history.records)  # GRESO adapts p once problems have history
+        self.unfolded: list[list[Group]] = []  # scored batches not folded in yet
+        self.folded = 0  # batches folded into `stage_table`
         self.data_pass, self.cursor = 0, 0  # the pass over the rows, and the next candidate in its order
+        self._pass_cache: tuple[int, np.ndarray, np.ndarray | None] | None = None  # (pass, order, coins)
         self.epoch = 0  # the trainer's epoch (`TrlSampler.set_epoch`)
         self.drawn: list[list[int]] = []  # row indices of each batch drawn in that epoch
         self.batches = 0  # batches drawn in this stage
         self.skipped_at: list[int] = []  # candidates GRESO skipped while drawing each batch of this stage
         self.refills_skipped = 0  # and while refilling
         self.draws = 0  # weighted draws made (learnability): each its own coins
-        self.drawn_learnability: list[float] = []  # mean expected learnability of each batch's problems
+        self.drawn_learnability: list[float] = []  # mean weight (before the floor) of each draw's problems
+        first_rows: dict[str, int] = {}
+        for row, pid in enumerate(ids):
+            first_rows.setdefault(pid, row)
+        self.problems = len(first_rows)
+        if learnability is not None:  # what learnability sampling draws from: one entry per problem
+            self.problem_ids = list(first_rows)
+            self.problem_index = {pid: i for i, pid in enumerate(self.problem_ids)}
+            self.first_rows = np.fromiter(first_rows.values(), dtype=np.int64, count=self.problems)
+            self.rates = learnability.prior_rates(self.problem_ids)
+            self.successes = np.zeros(self.problems)
+            self.attempts = np.zeros(self.problems)
+            self._update_evidence(self.history.records)
 
     # -- drawing ---------------------------------------------------------------------------------------------
-    def order(self) -> list[int]:
-        """The rows in the order of the current pass."""
-        order = list(range(len(self.ids)))
-        if self.shuffle:
-            random.Random(f"{self.seed}-{self.data_pass}").shuffle(order)
-        return order
+    def record(self, problem_id: str) -> ProblemRecord:
+        """What draws know of a problem: its earlier stages' record followed by this stage's folded groups."""
+        earlier, mine = self.history.get(problem_id), self.stage_table.records.get(problem_id)
+        return earlier if mine is None else earlier.then(mine)
+
+    def _pass(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The current pass's order of the rows, and its candidates' coins (GRESO only), computed once a pass."""
+        if self._pass_cache is None or self._pass_cache[0] != self.data_pass:
+            rows = len(self.ids)
+            order = stream(self.seed, PASS_ORDER, self.data_pass).permutation(rows) if self.shuffle else None
+            coins = stream(self.seed, PASS_COINS, self.data_pass).random(rows) if self.greso else None
+            self._pass_cache = (self.data_pass, np.arange(rows) if order is None else order, coins)
+        return self._pass_cache[1:]
+
+    def _update_evidence(self, problem_ids) -> None:
+        """Learnability's arrays follow `record` for these problems."""
+        for pid in problem_ids:
+            i = self.problem_index.get(pid)
+            if i is not None:
+                rec = self.record(pid)
+                self.successes[i], self.attempts[i] = rec.successes, rec.attempts
 
     def fold_until(self, batch: int) -> None:
-        """Bring `seen` up to date with the groups of every batch up to `batch` - lag, and no further."""
+        """Bring the records up to date with the groups of every batch up to `batch` - lag, and no further."""
         upto = batch - self.lag + 1
         if upto > self.folded + len(self.unfolded):
             raise RuntimeError(
@@ -185,31 +263,34 @@ class PromptSampler:
             )
         while self.folded < upto:
             groups = self.unfolded.pop(0)
-            self.seen.observe(groups)
+            self.stage_table.observe(groups)
+            if self.learnability is not None:
+                self._update_evidence({g.id for g in groups})
             self.adapting = self.adapting or self.data_pass > 0
             if self.greso is not None and self.adapting:
                 self.greso.adapt(groups)
             self.folded += 1
 
+    def learnability_weights(self) -> np.ndarray:
+        """Every problem's weight (before the floor), in `problem_ids` order."""
+        return self.learnability.weights(self.successes, self.attempts, self.rates)
+
     def _take_weighted(self, size: int, taken: set[str]) -> list[int]:
         """`size` problems not in `taken`, drawn without replacement with probability proportional to their
-        learnability (Efraimidis and Spirakis: the largest u ** (1 / w), u a coin per problem and draw)."""
-        candidates = [(pid, row) for pid, row in self.first_rows if pid not in taken]
-        if len(candidates) < size:
-            raise ValueError(f"asked for {size} more prompts, but only {len(candidates)} problems are left")
-        weights = {pid: self.learnability.weight(pid, self.seen.get(pid)) for pid, _ in candidates}
-        keys = [
-            (
-                math.log(max(coin(self.seed, -1 - self.draws, row), 1e-300)) / max(weights[pid], 1e-12),
-                row,
-                pid,
+        floored weight (Efraimidis and Spirakis: the largest u ** (1 / w), u a coin per problem and draw)."""
+        if self.problems - len(taken) < size:
+            raise ValueError(
+                f"asked for {size} more prompts, but only {self.problems - len(taken)} problems are left"
             )
-            for pid, row in candidates
-        ]
+        weights = self.learnability_weights()
+        coins = stream(self.seed, DRAW_COINS, self.draws).random(self.problems)
+        keys = np.log(np.maximum(coins, 1e-300)) / np.maximum(self.learnability.floored(weights), 1e-12)
+        keys[[self.problem_index[pid] for pid in taken]] = -np.inf
+        best = np.argpartition(-keys, size - 1)[:size]
+        best = best[np.argsort(-keys[best], kind="stable")]
         self.draws += 1
-        chosen = sorted(keys, reverse=True)[:size]
-        self.drawn_learnability.append(sum(weights[pid] for _, _, pid in chosen) / size)
-        return [row for _, row, _ in chosen]
+        self.drawn_learnability.append(float(weights[best].mean()))
+        return self.first_rows[best].tolist()
 
     def _take(self, size: int, taken: set[str]) -> tuple[list[int], int]:
         """The next `size` rows of the passes whose problems are not in `taken` and survive selection; with the
@@ -217,23 +298,22 @@ class PromptSampler:
         where skipped problems get their next chance; a problem already in the batch is passed over."""
         if self.learnability is not None:
             return self._take_weighted(size, taken), 0
-        order = self.order()
+        order, coins = self._pass()
         chosen, skipped = [], 0
         while len(chosen) < size:
             if self.cursor == len(order):
                 self.data_pass, self.cursor = self.data_pass + 1, 0
-                order = self.order()
+                order, coins = self._pass()
                 if len(taken) >= self.problems:
                     raise ValueError(
                         f"asked for {size} more prompts, but every one of the {len(taken)} is taken"
                     )
-            row, position = order[self.cursor], self.cursor
+            row, position = int(order[self.cursor]), self.cursor
             self.cursor += 1
             pid = self.ids[row]
             if pid in taken:
                 continue
-            keep = 1.0 if self.greso is None else self.greso.keep_probability(self.seen.get(pid))
-            if coin(self.seed, self.data_pass, position) < keep:
+            if coins is None or coins[position] < self.greso.keep_probability(self.record(pid)):
                 chosen.append(row)
                 taken.add(pid)
             else:
@@ -299,14 +379,14 @@ class PromptSampler:
         if any(d != drawn[0] for d in drawn):
             raise RuntimeError("prompt sampling: ranks drew different batches; their histories diverged")
         state = {k: getattr(self, k) for k in self.STATE}
-        state["seen"] = self.seen.text()
+        state["stage_problems"] = self.stage_table.text()  # the earlier stages' come from problem_stats again
         state["unfolded"] = [[asdict(g) for g in groups] for groups in self.unfolded]  # tuples become lists
         state["greso_p"] = self.greso.p if self.greso else None
         return {SAMPLER_FILE: json.dumps(state)}
 
     def load_checkpoint(self, checkpoint: str | Path) -> None:
         state = json.loads(read_checkpoint_file(checkpoint, SAMPLER_FILE))
-        missing = [key for key in self.STATE if key not in state]
+        missing = [key for key in (*self.STATE, "stage_problems") if key not in state]
         if missing:
             raise ValueError(
                 f"{checkpoint}/{SAMPLER_FILE} lacks {missing}: it was saved by an earlier stagerl and cannot be "
@@ -314,7 +394,9 @@ class PromptSampler:
             )
         for key in self.STATE:
             setattr(self, key, state[key])
-        self.seen = ProblemTable.parse(state["seen"], f"{checkpoint}/{SAMPLER_FILE}")
+        self.stage_table = ProblemTable.parse(state["stage_problems"], f"{checkpoint}/{SAMPLER_FILE}")
+        if self.learnability is not None:
+            self._update_evidence(self.stage_table.records)
         self.unfolded = [[Group.from_dict(g) for g in groups] for groups in state["unfolded"]]
         if self.greso is not None:
             self.greso.p = state["greso_p"]
@@ -414,6 +496,13 @@ def sampler_settings(stage_args, training_args) -> dict:
         settings["select_initial_p"] = stage_args.select_initial_p
     if stage_args.learnability_sampling:
         settings["learnability_prior_strength"] = stage_args.learnability_prior_strength
+        settings["learnability_weight"] = stage_args.learnability_weight
+        settings["learnability_floor"] = stage_args.learnability_floor
+    if stage_args.select_prompts or stage_args.learnability_sampling:
+        # A checkpoint holds this stage's records only: the earlier stages' must be the same files again.
+        settings["problem_stats_sha256"] = [
+            hashlib.sha256(Path(path).read_bytes()).hexdigest() for path in stage_args.problem_stats
+        ]
     return settings
 
 
@@ -446,7 +535,11 @@ def build_sampler(stage_args, training_args, dataset) -> PromptSampler | None:
     if stage_args.learnability_sampling:
         rates = dataset["pass_rate"] if "pass_rate" in dataset.column_names else [None] * len(dataset)
         learnability = Learnability(
-            dict(zip(row_ids(dataset), rates, strict=True)), stage_args.learnability_prior_strength
+            dict(zip(row_ids(dataset), rates, strict=True)),
+            stage_args.learnability_prior_strength,
+            stage_args.learnability_weight,
+            training_args.num_generations,
+            stage_args.learnability_floor,
         )
     history = ProblemTable.read(stage_args.problem_stats) if greso or learnability else None
     return prompt_sampler(training_args, dataset, greso, history, learnability)

@@ -77,6 +77,8 @@ def run(*overrides):
             ValueError,
             "save_steps=0.3 (every 3 of 10 steps) puts checkpoints inside a generation block",
         ),
+        (["--learnability_weight", "survivl"], ValueError, "learnability_weight='survivl': valid values are"),
+        (["--learnability_floor", "1"], ValueError, "learnability_floor=1.0 must be in [0, 1)"),
         (
             ["--replace_output_dir", "true", "--resume_from_checkpoint", "latest"],
             ValueError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stagerl.train.memory import RUNTIME_BYTES, check_fits, parameter_count, process_bytes
-from stagerl.train.models import TINY_RANDOM, resolve_model
+from stagerl.train.models import EMBEDDED_DEFAULT, TINY_RANDOM, resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
 GB = 10**9
@@ -46,6 +46,9 @@ def test_parameters_are_counted_without_loading_weights():
 
 @pytest.mark.slow
 def test_a_stage_launch_that_cannot_fit_stops_before_the_model_loads(tmp_path):
+    # Built into the cache first: on an empty cache the launch builds it (de-quantising the GGUF loads its
+    # weights once, per machine), which is not the training model load this asserts against.
+    resolve_model(EMBEDDED_DEFAULT)
     # 4000 processes of the embedded model on this machine (LOCAL_WORLD_SIZE is what a launcher tells each one).
     env = {**os.environ, "LOCAL_WORLD_SIZE": "4000"}
     cmd = [

@@ -1,12 +1,18 @@
 """The prompt sampler: distinct problems per batch, GRESO's selection as published, refills, exact resume."""
 
 import itertools
+import json
 from collections import Counter
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from trl.trainer.utils import RepeatSampler
 
 from stagerl.data.problems import Group, ProblemRecord, ProblemTable
+from stagerl.train import sampling
+from stagerl.train.checkpoints import ResumeCheck
+from stagerl.train.config import StageArguments
 from stagerl.train.sampling import (
     MIN_KEEP,
     P_MAX,
@@ -16,6 +22,7 @@ from stagerl.train.sampling import (
     Learnability,
     PromptSampler,
     TrlSampler,
+    sampler_settings,
 )
 
 
@@ -110,7 +117,8 @@ def test_a_restored_sampler_draws_what_an_uninterrupted_one_does(tmp_path):
     restored = sampler(ids, lag=2, greso=Greso(0.25, 0.5))
     restored.load_checkpoint(tmp_path)
     assert simulate(restored, easy, batches=40) == simulate(straight, easy, batches=40)
-    assert restored.greso.p == straight.greso.p and restored.seen.text() == straight.seen.text()
+    assert restored.greso.p == straight.greso.p
+    assert restored.stage_table.text() == straight.stage_table.text()
 
 
 def test_a_draw_that_needs_scores_not_yet_in_fails_clearly():
@@ -195,12 +203,13 @@ def test_learnability_posteriors_follow_earlier_stages_and_this_ones_groups():
         {"solved": ProblemRecord(attempts=40, successes=40), "half": ProblemRecord(attempts=40, successes=20)}
     )
     s = sampler(ids, lag=1, history=history, learnability=Learnability({}))
-    weights = {pid: s.learnability.weight(pid, s.seen.get(pid)) for pid in ids}
+    weights = dict(zip(s.problem_ids, s.learnability_weights(), strict=True))
     assert weights["half"] > weights["fresh"] > weights["solved"]
     s.draw(1)
     s.observe([Group("fresh", (1.0,) * 40, True)])  # this stage finds "fresh" always solved
     s.fold_until(s.blocks_observed)
-    assert s.learnability.weight("fresh", s.seen.get("fresh")) < weights["fresh"]
+    assert s.learnability_weights()[s.problem_index["fresh"]] < weights["fresh"]
+    assert history.get("fresh") == ProblemRecord()  # the earlier stages' table is read, never written
 
 
 def test_learnability_resumes_its_draws_exactly(tmp_path):
@@ -217,3 +226,124 @@ def test_learnability_resumes_its_draws_exactly(tmp_path):
 def test_selection_and_learnability_are_exclusive():
     with pytest.raises(ValueError, match="pick one"):
         sampler(["a"], greso=Greso(0.25, 0.5), learnability=Learnability({}))
+
+
+def test_the_draws_of_a_small_pool_are_pinned():
+    """The draws since December 2026's numpy streams (they changed once then): a pass's order, GRESO's skips by
+    its coins, and a learnability draw, on 8 problems with seed 0. A change here changes every user's draws."""
+    ids = [f"p{i}" for i in range(8)]
+    passes = sampler(ids)
+    assert [passes.draw(3) for _ in range(3) if passes.observe([]) is None] == PINNED["passes"]
+    history = ProblemTable({pid: ProblemRecord(groups=2, wrong_streak=2) for pid in ids[:4]})
+    greso = sampler(ids, greso=Greso(0.25, 0.5), history=history)
+    assert [greso.draw(3) for _ in range(3) if greso.observe([]) is None] == PINNED["greso"]
+    assert greso.skipped_at == PINNED["greso_skipped"]
+    rates = {pid: i / 7 for i, pid in enumerate(ids)}
+    learn = sampler(ids, learnability=Learnability(rates), lag=10)
+    assert [learn.draw(3) for _ in range(3) if learn.observe([]) is None] == PINNED["learnability"]
+
+
+PINNED = {
+    "passes": [[2, 4, 3], [6, 5, 0], [1, 7, 4]],
+    "greso": [[4, 6, 5], [0, 7, 4], [1, 5, 6]],  # p0-p3 kept with probability 0.5 ** 2
+    "greso_skipped": [2, 1, 1],
+    "learnability": [[2, 5, 1], [5, 2, 1], [5, 3, 4]],
+}
+
+
+def test_a_pass_order_is_computed_once_per_pass(monkeypatch):
+    calls = Counter()
+    real = sampling.stream
+
+    def counted(seed, purpose, index):
+        calls[purpose, index] += 1
+        return real(seed, purpose, index)
+
+    monkeypatch.setattr(sampling, "stream", counted)
+    s = sampler([f"p{i}" for i in range(10)], greso=Greso(0.25, 0.5))
+    for _ in range(12):  # 12 batches of 4 from 10 rows: about five passes
+        s.draw(4)
+        s.observe([])
+    passes = s.data_pass + 1
+    assert calls == {
+        (purpose, p): 1 for purpose in (sampling.PASS_ORDER, sampling.PASS_COINS) for p in range(passes)
+    }
+
+
+def test_survival_weighs_a_rarely_solved_problem_up_and_a_half_solved_one_alike():
+    """With 16 completions a group, survival counts a problem solved one time in ten about as learnable as one
+    solved half the time; E[p (1 - p)] counts it less than half as learnable."""
+    rates = {"half": 0.5, "rare": 0.1}
+    strong = 1000  # posteriors close to the labelled rates
+    variance = Learnability(rates, strength=strong).weights(np.zeros(2), np.zeros(2), np.array([0.5, 0.1]))
+    survival = Learnability(rates, strength=strong, weight="survival", group_size=16).weights(
+        np.zeros(2), np.zeros(2), np.array([0.5, 0.1])
+    )
+    assert variance[1] / variance[0] == pytest.approx(0.36, abs=0.01)  # 0.09 / 0.25
+    assert survival[1] / survival[0] == pytest.approx(
+        0.81, abs=0.01
+    )  # (1 - 0.9^16 - 0.1^16) / (1 - 2 0.5^16)
+
+
+@pytest.mark.parametrize("weight", ["variance", "survival"])
+def test_a_problem_never_solved_is_drawn_again_within_the_floors_bound(weight):
+    """The starvation guard: "never" has failed 10^6 attempts, so without the floor its weight is about
+    10^-6 (variance) or 10^-5 (survival) of the others' and it is not drawn in the bound's number of draws; with
+    the default floor it is."""
+    ids = ["never"] + [f"p{i}" for i in range(39)]
+    history = ProblemTable(
+        {
+            "never": ProblemRecord(attempts=10**6),
+            **{pid: ProblemRecord(attempts=100, successes=50) for pid in ids[1:]},
+        }
+    )
+
+    def draws_until_never(floor: float, limit: int) -> int | None:
+        s = sampler(
+            ids, lag=10**6, history=history, learnability=Learnability({}, weight=weight, floor=floor)
+        )
+        for k in range(limit):
+            if "never" in {s.ids[r] for r in s.draw(4)}:
+                return k + 1
+            s.observe([])
+        return None
+
+    bound = Learnability({}, floor=0.05).redraw_bound(problems=40, size=4)
+    assert bound == 968  # ln(100) (1 + f) P / (f k) = 967.09
+    assert draws_until_never(0.05, bound) is not None
+    assert draws_until_never(0.0, bound) is None
+
+
+def test_a_checkpoint_holds_this_stages_records_and_resumes_on_the_earlier_stages_files(tmp_path):
+    """The earlier stages' records (here 10,000 problems) come from problem_stats again on resume: the
+    checkpoint holds the problems this stage scored, and the resumed draws equal the uninterrupted ones."""
+    ids = [f"p{i}" for i in range(10_000)]
+    history = ProblemTable({pid: ProblemRecord(attempts=8, successes=i % 9) for i, pid in enumerate(ids)})
+    rates = {pid: (i % 10) / 10 for i, pid in enumerate(ids)}
+
+    def fresh():
+        return sampler(ids, lag=2, history=history, learnability=Learnability(rates, weight="survival"))
+
+    straight = fresh()
+    simulate(straight, set(ids[:50]), batches=10)
+    state = straight.checkpoint_files()["sampler.json"]
+    (tmp_path / "sampler.json").write_text(state)
+    # 8 batches folded, the last lag (2) saved as groups
+    assert len(json.loads(state)["stage_problems"].splitlines()) == 32 and len(state) < 10_000
+    restored = fresh()
+    restored.load_checkpoint(tmp_path)
+    assert simulate(restored, set(ids[:50]), batches=10) == simulate(straight, set(ids[:50]), batches=10)
+
+
+def test_a_resume_on_other_earlier_stage_files_is_refused(tmp_path):
+    stats = tmp_path / "problems.jsonl"
+    stats.write_text(ProblemTable({"a": ProblemRecord(attempts=2)}).text())
+    stage = StageArguments(learnability_sampling=True, problem_stats=[str(stats)])
+    training = SimpleNamespace(seed=0, data_seed=None, shuffle_dataset=True)
+    saved = ResumeCheck(sampler_settings(stage, training))
+    (tmp_path / "checkpoint-1").mkdir()
+    for name, text in saved.checkpoint_files().items():
+        (tmp_path / "checkpoint-1" / name).write_text(text)
+    stats.write_text(ProblemTable({"a": ProblemRecord(attempts=3)}).text())
+    with pytest.raises(ValueError, match="problem_stats_sha256 was"):
+        ResumeCheck(sampler_settings(stage, training)).load_checkpoint(tmp_path / "checkpoint-1")
