@@ -70,7 +70,9 @@ def node_command(plan: Plan, node: Node, run_dir: Path, prefix: list[str]) -> li
         *node.stage.cli_args(),
     ]
     cmd += ["--model_name_or_path", model, "--output_dir", str(run_dir / node.dir)]
-    cmd += ["--resume_from_checkpoint", "latest"]
+    # The runner always resumes; a stage YAML's replace_output_dir is for launching that stage alone (the
+    # runner's --from-stage is what moves stages aside).
+    cmd += ["--resume_from_checkpoint", "latest", "--replace_output_dir", "false"]
     if ancestors:  # what earlier stages learned of each problem (prompt selection, drop_solved)
         cmd += ["--problem_stats", *(str(run_dir / a.dir / PROBLEM_STATS) for a in ancestors)]
     # Tracking and publishing: the run's name and group, the stage whose curriculum-wide step it continues

@@ -81,6 +81,7 @@ RUNNER_FIELDS = (
     "output_dir",
     "model_name_or_path",
     "resume_from_checkpoint",
+    "replace_output_dir",
     "run_name",
     "run_group",
     "previous_stage",

@@ -126,6 +126,30 @@ def test_dry_run_prints_chained_commands(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_stage_yaml_that_replaces_its_output_dir_runs_in_a_curriculum(tmp_path, capsys):
+    """`replace_output_dir: true` in a stage YAML (for launching that stage alone, again) would meet the
+    runner's `--resume_from_checkpoint latest` on every launch and be refused; the runner, which always resumes,
+    sets it false, and a curriculum entry may not set it."""
+    from stagerl.train.grpo import parse_stage_args
+
+    stage_yaml = yaml.safe_load((ROOT / "configs/stages/smoke.yaml").read_text())
+    config = write(tmp_path, {**stage_yaml, "replace_output_dir": True}, "stage.yaml")
+    spec = {**BASE, "defaults": {"config": str(config)}}
+    assert main([str(write(tmp_path, spec)), "--output_dir", str(tmp_path / "run"), "--dry-run"]) == 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line and not line.startswith("#")]
+    for command in commands:
+        argv = shlex.split(command)
+        if "--problem_stats" in argv:  # an earlier stage's file, which that stage would have written
+            stats = Path(argv[argv.index("--problem_stats") + 1])
+            stats.parent.mkdir(parents=True, exist_ok=True)
+            stats.touch()
+        stage_args, training_args, _ = parse_stage_args(argv[argv.index(str(ROOT / "train/grpo.py")) + 1 :])
+        assert training_args.resume_from_checkpoint == "latest" and not stage_args.replace_output_dir
+    entry = {**BASE, "stages": [{**BASE["stages"][0], "replace_output_dir": True}]}
+    with pytest.raises(ValueError, match="`replace_output_dir` is set by the curriculum runner"):
+        load_plan(write(tmp_path, entry, "entry.yaml"))
+
+
 def test_sweep_dry_run_prints_tree_and_savings(tmp_path, capsys):
     assert main(["--sweep", str(SMOKE_SWEEP), "--output_dir", str(tmp_path / "sw"), "--dry-run"]) == 0
     out = capsys.readouterr().out
