@@ -270,19 +270,16 @@ def test_a_pass_order_is_computed_once_per_pass(monkeypatch):
     }
 
 
-def test_survival_weighs_a_rarely_solved_problem_up_and_a_half_solved_one_alike():
-    """With 16 completions a group, survival counts a problem solved one time in ten about as learnable as one
-    solved half the time; E[p (1 - p)] counts it less than half as learnable."""
-    rates = {"half": 0.5, "rare": 0.1}
+def test_survival_weighs_a_rarely_solved_problem_up():
+    """With 16 completions a group, survival weighs a problem solved one time in ten at 0.81 of one solved half
+    the time (its groups nearly always hold a right answer too); E[p (1 - p)] at 0.36."""
+    rates = np.array([0.5, 0.1])
     strong = 1000  # posteriors close to the labelled rates
-    variance = Learnability(rates, strength=strong).weights(np.zeros(2), np.zeros(2), np.array([0.5, 0.1]))
-    survival = Learnability(rates, strength=strong, weight="survival", group_size=16).weights(
-        np.zeros(2), np.zeros(2), np.array([0.5, 0.1])
-    )
-    assert variance[1] / variance[0] == pytest.approx(0.36, abs=0.01)  # 0.09 / 0.25
-    assert survival[1] / survival[0] == pytest.approx(
-        0.81, abs=0.01
-    )  # (1 - 0.9^16 - 0.1^16) / (1 - 2 0.5^16)
+    variance = Learnability({}, strength=strong).weights(np.zeros(2), np.zeros(2), rates)
+    survival = Learnability({}, strength=strong, weight="survival", group_size=16)
+    survival = survival.weights(np.zeros(2), np.zeros(2), rates)
+    assert variance[1] / variance[0] == pytest.approx(0.09 / 0.25, abs=0.01)
+    assert survival[1] / survival[0] == pytest.approx((1 - 0.9**16 - 0.1**16) / (1 - 2 * 0.5**16), abs=0.01)
 
 
 @pytest.mark.parametrize("weight", ["variance", "survival"])
