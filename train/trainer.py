@@ -224,12 +224,16 @@ class StageTrainer(GRPOTrainer):
                     elif len(kept[r]) < share:
                         kept[r].append(picked)
                 need = max(share - len(k) for k in kept)
-                if need == 0 or len(rounds) == self.max_rounds:
+                taken = {g.id for g in groups}
+                left = (
+                    self.prompt_sampler.problems - len(taken)
+                ) // ranks  # problems per rank not in the block
+                if need == 0 or len(rounds) == self.max_rounds or left == 0:  # left: a small pool, all in it
                     break
                 failpoint("dynamic-sampling-refill")  # a kill between two rounds (tests)
                 rate = sum(not g.zero_variance for g in groups) / len(groups)
-                extra = min(share, math.ceil(1.25 * need / max(rate, 1 / share)))  # prompts per rank
-                rows, refill_skipped = self.prompt_sampler.refill(extra * ranks, {g.id for g in groups})
+                extra = min(share, left, math.ceil(1.25 * need / max(rate, 1 / share)))  # prompts per rank
+                rows, refill_skipped = self.prompt_sampler.refill(extra * ranks, taken)
                 skipped += refill_skipped
                 local = [
                     self.train_dataset[i]

@@ -4,6 +4,7 @@ fillers masked, and row-averaged losses refused. In-process on the tiny random m
 
 from __future__ import annotations
 
+import math
 import types
 
 import pytest
@@ -184,6 +185,23 @@ def test_past_the_round_cap_the_fillers_are_out_of_the_loss(tmp_path):
         assert mask[:kept].sum(dim=1).min() > 0 and mask[kept:].sum() == 0
         assert torch.all(advantages[kept:] == 0) and int(output["num_items_in_batch"]) == int(mask.sum())
     assert any(0 < int((o["completion_mask"].sum(dim=1) > 0).sum()) < 16 for o in outputs)  # fillers used
+
+
+def test_a_pool_used_up_within_a_block_trains_on_what_it_found(tmp_path, caplog):
+    """No group ever varies and the rounds are not capped: refills stop once every problem of the pool is in
+    the block (they asked the sampler for problems it did not have: `ValueError: asked for 2 more prompts, but
+    every one of the 16 is taken`), and the batch trains on its fillers, masked, as past the round cap."""
+    t = trainer(tmp_path, constant_reward, max_rounds=100, max_steps=2)
+    with caplog.at_level("WARNING", logger="stagerl.train.trainer"):
+        t.train()
+    rounds = [h["generation/rounds"] for h in t.state.log_history if "generation/rounds" in h]
+    assert rounds and all(r > 1 for r in rounds)
+    assert "found 0 of 2 groups with variance" in caplog.text
+    assert all(math.isfinite(h["loss"]) for h in t.state.log_history if "loss" in h)
+
+
+def constant_reward(completions, **kwargs) -> list[float]:
+    return [1.0] * len(completions)
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "sapo", "dr_grpo"])
