@@ -225,10 +225,9 @@ class StageTrainer(GRPOTrainer):
                         kept[r].append(picked)
                 need = max(share - len(k) for k in kept)
                 taken = {g.id for g in groups}
-                left = (
-                    self.prompt_sampler.problems - len(taken)
-                ) // ranks  # problems per rank not in the block
-                if need == 0 or len(rounds) == self.max_rounds or left == 0:  # left: a small pool, all in it
+                # prompts per rank the pool still has: a small pool can be in the block whole
+                left = (self.prompt_sampler.problems - len(taken)) // ranks
+                if need == 0 or len(rounds) == self.max_rounds or left == 0:
                     break
                 failpoint("dynamic-sampling-refill")  # a kill between two rounds (tests)
                 rate = sum(not g.zero_variance for g in groups) / len(groups)
