@@ -29,11 +29,11 @@ rewards the rounds made instead of generating anew: the forwards cover only what
 whose first round keeps every group is exactly TRL's. A colocated vLLM engine with sleep mode stays awake
 through a block's rounds (weights pushed once per block) and sleeps before the forwards. Past
 `dynamic_sampling_max_rounds`, or once every problem of the pool is in the block (a small pool), the batch is
-topped up with dropped groups, masked out of the loss, and the log says so: then `num_items_in_batch` counts the kept tokens only, and with `scale_rewards: batch` the advantages
-are rescaled by the standard deviation of the kept groups; loss types that average over rows (grpo, sapo,
-dr_grpo, luspo) would still count the masked rows, and are refused with dynamic sampling. A rank that filled
-its share early still generates in later rounds (generation is collective); its extra groups are counted as
-generated, not trained. On vLLM's CPU build the weight push is `stagerl.train.vllm_cpu`'s.
+topped up with dropped groups, masked out of the loss, and the log says so: then `num_items_in_batch` counts
+the kept tokens only, and with `scale_rewards: batch` the advantages are rescaled by the standard deviation of
+the kept groups; loss types that average over rows (grpo, sapo, dr_grpo, luspo) would still count the masked
+rows, and are refused with dynamic sampling. A rank that filled its share early still generates in later rounds
+(generation is collective); its extra groups are counted as generated, not trained. On vLLM's CPU build the weight push is `stagerl.train.vllm_cpu`'s.
 
 Refill prompts continue the sampler's passes over the rows: an epoch keeps TRL's number of optimizer steps, the
 passes run ahead of it, `max_steps` counts optimizer steps as always, and a resumed stage redraws exactly the
